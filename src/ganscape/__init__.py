@@ -1,0 +1,3 @@
+"""ganscape: train, evaluate and study GANs across the whole GAN landscape."""
+
+__version__ = "0.1.0"

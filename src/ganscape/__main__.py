@@ -1,0 +1,3 @@
+from ganscape.cli import main
+
+raise SystemExit(main())

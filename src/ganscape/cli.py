@@ -1,0 +1,140 @@
+"""The ``ganscape`` command.
+
+    ganscape train [PRESET] [key=value ...]      train a new run (no arguments: the default 2-D job)
+    ganscape resume RUN_DIR [key=value ...]      continue a run from its latest checkpoint
+    ganscape config show [PRESET] [key=value ...] print the fully resolved config
+    ganscape config keys                         list every config key
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ganscape import __version__
+from ganscape.errors import ConfigError, DivergenceError, GanscapeError
+
+# Keys that may change when a run is resumed: they do not alter its trajectory.
+RESUMABLE_PREFIXES = ("train.steps", "train.device", "log.", "eval.", "checkpoint.")
+
+
+def split_arguments(args: list[str]) -> tuple[str | None, list[str]]:
+    """Separate an optional leading preset from ``key=value`` overrides."""
+    preset = None
+    if args and "=" not in args[0]:
+        preset, args = args[0], args[1:]
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"unexpected argument {arg!r}: after the preset, give overrides as key=value.")
+    return preset, args
+
+
+def print_summary(summary: dict) -> None:
+    print(f"run directory: {summary['run_dir']}")
+    print(f"trained to step {summary['step']} of {summary['steps']} in {summary['wall_time_s']:.1f} s")
+    results = summary["results"]
+    if "eval/modes_covered" in results:
+        which = "EMA generator" if "eval_raw/modes_covered" in results else "generator"
+        print(f"modes covered: {results['eval/modes_covered']}/{results['eval/num_modes']}, "
+              f"high-quality samples: {results['eval/high_quality_pct']:.1f}%, "
+              f"KL(modes || uniform): {results['eval/kl_to_uniform']:.4f}  ({which})")
+
+
+def cmd_train(args) -> int:
+    from ganscape.config import load_config
+    from ganscape.training.loop import train
+    from ganscape.training.run import RunDir
+
+    preset, overrides = split_arguments(args.args)
+    cfg = load_config(preset, overrides)
+    run = RunDir.create(cfg)
+    print(f"run directory: {run}", flush=True)
+    print_summary(train(cfg, run, until=args.until))
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from ganscape.training.loop import train
+    from ganscape.training.run import RunDir
+
+    run = RunDir.open(args.run_dir)
+    for item in args.overrides:
+        key = item.partition("=")[0]
+        if "=" not in item or not key.startswith(RESUMABLE_PREFIXES):
+            raise ConfigError(f"cannot change {key!r} when resuming: it would change the run. "
+                              f"Resumable keys: {', '.join(RESUMABLE_PREFIXES)}*.")
+    cfg = run.read_config(args.overrides)
+    step, path = run.latest_checkpoint()
+    if step >= cfg.train.steps:
+        print(f"{run} is already at step {step} of {cfg.train.steps}; raise train.steps=N to train longer.")
+        return 0
+    run.write_config(cfg)
+    print(f"resuming {run} from step {step} ({path.name})", flush=True)
+    print_summary(train(cfg, run, resume=True, until=args.until))
+    return 0
+
+
+def cmd_config_show(args) -> int:
+    import torch
+
+    from ganscape.config import dump_yaml, load_config
+    from ganscape.data import build_dataset
+    from ganscape.nets import build_discriminator, build_generator, count_parameters
+
+    preset, overrides = split_arguments(args.args)
+    cfg = load_config(preset, overrides)
+    print(dump_yaml(cfg), end="")
+    data = build_dataset(cfg)
+    with torch.device("meta"):  # count parameters without allocating them
+        G, D = build_generator(cfg, data), build_discriminator(cfg, data)
+    print(f"# parameters: G {count_parameters(G):,}  D {count_parameters(D):,}")
+    return 0
+
+
+def cmd_config_keys(args) -> int:
+    from ganscape.config import all_keys
+
+    print("\n".join(all_keys()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganscape", description="Train, evaluate and study GANs.")
+    parser.add_argument("--version", action="version", version=f"ganscape {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a new run",
+                                description="Train a new run from a preset (a YAML file or a name in configs/) "
+                                            "and key=value overrides; with no arguments, the default 2-D job.")
+    train.add_argument("args", nargs="*", metavar="[PRESET] [key=value]")
+    train.add_argument("--until", type=int, metavar="STEP",
+                       help="stop at this step with a checkpoint (continue later with 'ganscape resume')")
+    train.set_defaults(func=cmd_train)
+
+    resume = commands.add_parser("resume", help="continue a run from its latest checkpoint")
+    resume.add_argument("run_dir", metavar="RUN_DIR")
+    resume.add_argument("overrides", nargs="*", metavar="key=value",
+                        help=f"only keys that do not change the run: {', '.join(RESUMABLE_PREFIXES)}")
+    resume.add_argument("--until", type=int, metavar="STEP", help="stop at this step with a checkpoint")
+    resume.set_defaults(func=cmd_resume)
+
+    config = commands.add_parser("config", help="inspect configs")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_commands.add_parser("show", help="print the fully resolved config and parameter counts")
+    show.add_argument("args", nargs="*", metavar="[PRESET] [key=value]")
+    show.set_defaults(func=cmd_config_show)
+    keys = config_commands.add_parser("keys", help="list every config key")
+    keys.set_defaults(func=cmd_config_keys)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DivergenceError as err:
+        print(f"ganscape: {err}", file=sys.stderr)
+        return 3
+    except GanscapeError as err:
+        print(f"ganscape: error: {err}", file=sys.stderr)
+        return 2

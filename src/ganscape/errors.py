@@ -1,0 +1,39 @@
+"""Errors that the command line reports as one clear message instead of a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class GanscapeError(Exception):
+    """Base of every error caused by the user's input or files rather than by a bug."""
+
+
+class ConfigError(GanscapeError):
+    """A configuration key, value or combination is invalid."""
+
+
+class CheckpointError(GanscapeError):
+    """A checkpoint or run directory is missing, corrupt or incompatible."""
+
+
+class DivergenceError(GanscapeError):
+    """Training produced a non-finite loss or parameter."""
+
+
+def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+
+
+def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
+    """Return ``registry[name]`` or raise a ConfigError that lists the known names."""
+    try:
+        return registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        hint = close_matches(name, registry)
+        suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(f"unknown {what} {name!r}.{suggestion} Known: {known}.") from None

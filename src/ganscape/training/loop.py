@@ -1,0 +1,312 @@
+"""The training loop.
+
+``train_step`` is the whole algorithm of one generator step: ``n_disc`` discriminator updates, one
+generator update, then the EMA of the generator. ``train`` runs it and does the bookkeeping around
+it at intervals: logging, sample pictures, evaluation and atomic checkpoints.
+
+Reproducibility: all randomness of training is drawn from generators held in ``GANState`` (data
+batches, latents) or from torch's global generator (initialisation), and all of them are stored in
+every checkpoint; logging, pictures and evaluation use their own fixed-seed generators and never
+touch the training streams. So a run is determined by its config, and a resumed run continues
+bit for bit as if it had never stopped (on the same hardware and thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ganscape.config import Experiment
+from ganscape.data import build_dataset
+from ganscape.errors import CheckpointError, ConfigError, DivergenceError, lookup
+from ganscape.metrics.modes import mode_statistics
+from ganscape.nets import build_discriminator, build_generator, sample_latent
+from ganscape.objectives.losses import LOSSES, Loss
+from ganscape.plots import plot_points
+from ganscape.training.checkpoint import (checkpoint_name, load_checkpoint, prune_checkpoints,
+                                          remove_stale_temporaries, save_checkpoint)
+from ganscape.training.ema import EMA
+from ganscape.training.optim import OPTIMIZERS
+from ganscape.training.run import MetricsLog, RunDir
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    """A fixed, well-separated seed for each named random stream of a run."""
+    return zlib.crc32(f"{seed}/{stream}".encode())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA GPU is available; use train.device=cpu.")
+    return device
+
+
+@dataclass
+class GANState:
+    """Everything needed to continue a run exactly."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    ema: EMA | None
+    data_rng: torch.Generator
+    latent_rng: torch.Generator
+    step: int = 0
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to sample from: the EMA when there is one."""
+        return self.ema.model if self.ema is not None else self.G
+
+    def state_dict(self) -> dict:
+        rng = {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
+               "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.ema.model.state_dict() if self.ema else None,
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        rng = state["rng"]
+        self.data_rng.set_state(rng["data"])
+        self.latent_rng.set_state(rng["latent"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def build_state(cfg: Experiment, data, device: torch.device) -> GANState:
+    torch.manual_seed(cfg.train.seed)
+    G = build_generator(cfg, data).to(device)
+    D = build_discriminator(cfg, data).to(device)
+    opt_g = lookup(OPTIMIZERS, cfg.g_opt.name, "optimizer")(G.parameters(), cfg.g_opt)
+    opt_d = lookup(OPTIMIZERS, cfg.d_opt.name, "optimizer")(D.parameters(), cfg.d_opt)
+    ema = EMA(G, cfg.train.ema, cfg.train.ema_start) if cfg.train.ema > 0 else None
+    data_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, "data"))
+    latent_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "latent"))
+    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng)
+
+
+def train_step(state: GANState, data, loss: Loss, cfg: Experiment) -> dict[str, torch.Tensor]:
+    """One generator step: ``n_disc`` discriminator updates, one generator update, the EMA."""
+    G, D = state.G, state.D
+    device = next(G.parameters()).device
+    batch, latent = cfg.train.batch_size, cfg.latent
+
+    for _ in range(cfg.train.n_disc):
+        real, labels = data.sample(batch, state.data_rng)
+        real = real.to(device, non_blocking=True)
+        z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
+        with torch.no_grad():
+            fake = G(z, labels)
+        real_logits, fake_logits = D(real, labels), D(fake, labels)
+        d_loss = loss.d_loss(real_logits, fake_logits)
+        state.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        state.opt_d.step()
+
+    z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
+    D.requires_grad_(False)  # the generator's loss needs gradients through D, not for D
+    g_logits = D(G(z, labels), labels)
+    g_loss = loss.g_loss(g_logits)
+    state.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    state.opt_g.step()
+    D.requires_grad_(True)
+
+    state.step += 1
+    if state.ema is not None:
+        state.ema.update(G, state.step)
+    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+            "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+
+
+def nonfinite_parameters(state: GANState) -> list[str]:
+    bad = []
+    for prefix, module in (("G", state.G), ("D", state.D)):
+        bad += [f"{prefix}.{name}" for name, p in module.named_parameters() if not torch.isfinite(p).all()]
+    return bad
+
+
+def check_finite(values: dict[str, float], state: GANState, run: RunDir) -> None:
+    """Stop with a diagnosis when a loss or parameter is NaN or infinite."""
+    bad_values = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
+    if not bad_values:
+        return
+    params = nonfinite_parameters(state)
+    shown = ", ".join(params[:5]) + (f" and {len(params) - 5} more" if len(params) > 5 else "")
+    try:
+        last_step, last = run.latest_checkpoint()
+        kept = f"The last good checkpoint is {last} (step {last_step}); it was not touched."
+    except CheckpointError:
+        kept = "No checkpoint had been written yet."
+    raise DivergenceError(
+        f"training diverged at step {state.step}: {', '.join(bad_values)}"
+        + (f"; non-finite parameters: {shown}" if params else "") + f". {kept} "
+        "Try a lower learning rate (g_opt.lr, d_opt.lr), a different loss, or more discriminator "
+        "regularization, then start again or resume from the checkpoint.")
+
+
+@torch.no_grad()
+def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, batch: int = 4096) -> torch.Tensor:
+    """``n`` samples from ``G`` with latents from a fixed seed, in eval mode."""
+    rng = torch.Generator(device).manual_seed(seed)
+    was_training = G.training
+    G.eval()
+    chunks = [G(sample_latent(min(batch, n - i), cfg.latent.dim, cfg.latent.dist, rng, device))
+              for i in range(0, n, batch)]
+    G.train(was_training)
+    return torch.cat(chunks)
+
+
+def evaluate(state: GANState, data, cfg: Experiment) -> dict[str, float]:
+    """Mode statistics of the sampling generator (and of the raw one when an EMA is kept)."""
+    if not hasattr(data, "centers"):
+        return {}
+    device = next(state.G.parameters()).device
+    seed = derived_seed(cfg.train.seed, "eval")
+    generators = {"eval": state.sampler} | ({"eval_raw": state.G} if state.ema is not None else {})
+    results = {}
+    for prefix, G in generators.items():
+        stats = mode_statistics(generate(G, cfg.eval.samples, cfg, seed, device), data.centers, data.std)
+        results |= {f"{prefix}/{k}": v for k, v in stats.items()}
+    return results
+
+
+def save_samples(state: GANState, data, cfg: Experiment, run: RunDir, log: MetricsLog) -> Path:
+    device = next(state.G.parameters()).device
+    fake = generate(state.sampler, 2000, cfg, derived_seed(cfg.train.seed, "samples"), device)
+    real, _ = data.sample(2000, torch.Generator().manual_seed(derived_seed(cfg.train.seed, "real-samples")))
+    path = run.samples / f"step_{state.step:08d}.png"
+    which = "EMA generator" if state.ema is not None else "generator"
+    rgb = plot_points(real, fake, state.D, f"{cfg.data.name}, {cfg.loss}, step {state.step} ({which})", path)
+    log.image("samples", rgb, state.step)
+    return path
+
+
+def save_state(state: GANState, cfg: Experiment, run: RunDir) -> Path:
+    bad = nonfinite_parameters(state)
+    if bad:  # never let a broken state replace a good checkpoint
+        raise DivergenceError(f"refusing to checkpoint step {state.step}: non-finite parameters {bad[:5]}.")
+    remove_stale_temporaries(run.checkpoints)
+    path = save_checkpoint(run.checkpoints / checkpoint_name(state.step), state.state_dict())
+    prune_checkpoints(run.checkpoints, cfg.checkpoint.keep)
+    return path
+
+
+@contextmanager
+def stop_requests():
+    """Turn the first Ctrl-C into a request to stop after the current step (with a checkpoint)."""
+    requested = {"stop": False}
+    if not _in_main_thread():
+        yield requested
+        return
+
+    def handler(signum, frame):
+        if requested["stop"]:
+            raise KeyboardInterrupt
+        requested["stop"] = True
+        print("\nstopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def due(step: int, every: int, last: int) -> bool:
+    return step % every == 0 or step == last
+
+
+def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None = None,
+          progress: bool | None = None) -> dict:
+    """Train (or, with ``resume``, continue) the run in ``run`` up to ``cfg.train.steps``.
+
+    ``until`` stops earlier, at that step, with a checkpoint; ``resume`` continues later.
+    Returns a summary with the final step, the last evaluation and the wall time.
+    """
+    start_time = time.perf_counter()
+    device = resolve_device(cfg.train.device)
+    data = build_dataset(cfg)
+    loss = lookup(LOSSES, cfg.loss, "loss")
+    state = build_state(cfg, data, device)
+    if resume:
+        step, path = run.latest_checkpoint()
+        try:
+            state.load_state_dict(load_checkpoint(path))
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
+    last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
+    log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step)
+    bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True,
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    results: dict[str, float] = {}
+    step_time, steps_timed = 0.0, 0
+    try:
+        with stop_requests() as requested:
+            while state.step < last:
+                tic = time.perf_counter()
+                stats = train_step(state, data, loss, cfg)
+                values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
+                step_time += time.perf_counter() - tic
+                steps_timed += 1
+                check_finite(values, state, run)
+                step = state.step
+                stopping = requested["stop"]
+                end = last if not stopping else step
+                bar.update(1)
+                if due(step, cfg.log.every, end):
+                    values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
+                    step_time, steps_timed = 0.0, 0
+                    log.write(step, values)
+                    bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
+                    if bar.disable:
+                        print(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
+                              f"  {values['steps_per_s']:.0f} steps/s", flush=True)
+                if due(step, cfg.eval.every, end):
+                    results = evaluate(state, data, cfg)
+                    if results:
+                        log.write(step, results)
+                if due(step, cfg.log.samples_every, end):
+                    save_samples(state, data, cfg, run, log)
+                if due(step, cfg.checkpoint.every, end):
+                    save_state(state, cfg, run)
+                if stopping:
+                    break
+    finally:
+        bar.close()
+        log.close()
+    return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "results": results,
+            "wall_time_s": time.perf_counter() - start_time}
