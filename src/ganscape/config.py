@@ -81,7 +81,7 @@ class NetConfig:
 @dataclass
 class OptimConfig:
     name: str = field(default="adam", metadata=_choices(_optimizers))
-    lr: float = field(default=2e-4, metadata={"above": 0.0})
+    lr: float = field(default=3e-3, metadata={"above": 0.0})
     beta1: float = field(default=0.5, metadata={"min": 0.0, "below": 1.0})
     beta2: float = field(default=0.999, metadata={"min": 0.0, "below": 1.0})
     eps: float = field(default=1e-8, metadata={"above": 0.0})
@@ -93,7 +93,7 @@ class TrainConfig:
     steps: int = field(default=3000, metadata={"min": 1})  # generator updates
     batch_size: int = field(default=256, metadata={"min": 1})
     n_disc: int = field(default=1, metadata={"min": 1})  # D updates per G update
-    ema: float = field(default=0.999, metadata={"min": 0.0, "below": 1.0})  # 0 turns EMA off
+    ema: float = field(default=0.99, metadata={"min": 0.0, "below": 1.0})  # 0 turns EMA off
     ema_start: int = field(default=0, metadata={"min": 0})
     seed: int = field(default=0, metadata={"min": 0})
     device: str = "auto"
@@ -216,9 +216,13 @@ def from_dict(data: Mapping[str, Any], cls: type = Experiment, prefix: str = "")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}.")
     fields = {f.name: (f, tp) for f, tp in _fields(cls)}
-    for key in data:
+    for key, value in data.items():
         if key not in fields:
-            raise ConfigError(_unknown_key_message(prefix + str(key)))
+            leaf = prefix + str(key)
+            while isinstance(value, Mapping) and len(value) == 1:  # report "trian.steps", not "trian"
+                (child, value), = value.items()
+                leaf += f".{child}"
+            raise ConfigError(_unknown_key_message(leaf))
     kwargs = {}
     for name, value in data.items():
         f, tp = fields[name]

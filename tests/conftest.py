@@ -1,0 +1,9 @@
+import pytest
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Overrides for a training run that takes well under a second."""
+    return [f"run.root={tmp_path / 'runs'}", "run.name=tiny", "train.steps=40", "train.batch_size=64",
+            "g.width=32", "d.width=32", "g.depth=2", "d.depth=2", "eval.samples=500", "eval.every=20",
+            "log.every=10", "log.samples_every=20", "checkpoint.every=10", "log.tensorboard=false"]

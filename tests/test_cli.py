@@ -1,0 +1,71 @@
+"""The ganscape command, end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ganscape.cli import main
+from ganscape.training.checkpoint import list_checkpoints
+
+
+def test_train_through_the_command_line(tiny, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ganscape", "train", *tiny], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "tiny"
+    assert f"run directory: {run_dir}" in result.stdout
+    assert "modes covered:" in result.stdout and "high-quality samples:" in result.stdout
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "samples" / "step_00000040.png").is_file()
+    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 40
+
+
+def test_train_until_then_resume_and_extend(tiny, tmp_path, capsys):
+    assert main(["train", *tiny, "--until", "20"]) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 20
+    assert main(["resume", str(run_dir)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 40
+    assert main(["resume", str(run_dir)]) == 0
+    assert "already at step 40" in capsys.readouterr().out
+    assert main(["resume", str(run_dir), "train.steps=50"]) == 0
+    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 50
+    assert "steps: 50" in (run_dir / "config.yaml").read_text()
+
+
+def test_resume_refuses_changes_that_alter_the_run(tiny, tmp_path, capsys):
+    assert main(["train", *tiny, "--until", "10"]) == 0
+    assert main(["resume", str(tmp_path / "runs" / "tiny"), "loss=hinge"]) == 2
+    assert "cannot change 'loss' when resuming" in capsys.readouterr().err
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["resume", str(tmp_path)]) == 2
+    assert "not a ganscape run directory" in capsys.readouterr().err
+
+
+def test_config_errors_are_one_line_not_a_traceback(capsys):
+    assert main(["train", "loss=hinj"]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'hinge'" in err and "Traceback" not in err
+
+
+def test_config_show_prints_resolved_config_and_parameter_counts(capsys):
+    assert main(["config", "show", "loss=wgan", "g.width=64", "g.depth=2", "latent.dim=8"]) == 0
+    out = capsys.readouterr().out
+    assert "loss: wgan" in out
+    # G: 8*64+64 + 64*64+64 + 64*2+2 = 4,866 parameters.
+    assert "# parameters: G 4,866" in out
+
+
+def test_config_keys(capsys):
+    assert main(["config", "keys"]) == 0
+    assert "train.steps" in capsys.readouterr().out.split()
+
+
+def test_divergence_exit_code_and_message(tiny, capsys):
+    code = main(["train", *tiny, "g_opt.lr=1e30", "d_opt.lr=1e30", "g_opt.name=rmsprop", "d_opt.name=rmsprop"])
+    assert code == 3
+    assert "training diverged at step" in capsys.readouterr().err
