@@ -69,3 +69,27 @@ def test_divergence_exit_code_and_message(tiny, capsys):
     code = main(["train", *tiny, "g_opt.lr=1e30", "d_opt.lr=1e30", "g_opt.name=rmsprop", "d_opt.name=rmsprop"])
     assert code == 3
     assert "training diverged at step" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_finishes(tiny, tmp_path):
+    import signal
+    import time
+
+    overrides = tiny + ["train.steps=100000", "checkpoint.every=100000", "eval.every=100000",
+                        "log.samples_every=100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "ganscape", "train", *overrides], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "runs" / "tiny" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopping after this step" in err
+    steps = [s for s, _ in list_checkpoints(tmp_path / "runs" / "tiny" / "checkpoints")]
+    assert len(steps) == 1 and 20 <= steps[0] < 100000
+    assert f"trained to step {steps[0]} of 100000" in out
+    # Resume with a nearer goal to finish quickly.
+    assert main(["resume", str(tmp_path / "runs" / "tiny"), f"train.steps={steps[0] + 10}"]) == 0
+    assert [s for s, _ in list_checkpoints(tmp_path / "runs" / "tiny" / "checkpoints")][-1] == steps[0] + 10
