@@ -66,15 +66,15 @@ class DataConfig:
 
 @dataclass
 class LatentConfig:
-    dim: int = field(default=16, metadata={"min": 1})
+    dim: int = field(default=64, metadata={"min": 1})
     dist: str = field(default="normal", metadata=_choices(lambda: LATENT_DISTRIBUTIONS))
 
 
 @dataclass
 class NetConfig:
     arch: str = field(default="mlp", metadata=_choices(_architectures))
-    width: int = field(default=128, metadata={"min": 1})
-    depth: int = field(default=3, metadata={"min": 1})
+    width: int = field(default=256, metadata={"min": 1})
+    depth: int = field(default=2, metadata={"min": 1})
     norm: str = field(default="none", metadata=_choices(_norms))
 
 
