@@ -2,6 +2,8 @@
 
     ganscape train [PRESET] [key=value ...]      train a new run (no arguments: the default 2-D job)
     ganscape resume RUN_DIR [key=value ...]      continue a run from its latest checkpoint
+    ganscape grid [PRESET] [key=value ...] --losses ... --penalties ... --norms ... --seeds N
+                                                 train every combination on 2-D data; table + picture
     ganscape config show [PRESET] [key=value ...] print the fully resolved config
     ganscape config keys                         list every config key
 """
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from ganscape import __version__
-from ganscape.errors import ConfigError, DivergenceError, GanscapeError
+from ganscape.errors import ConfigError, ConfigWarning, DivergenceError, GanscapeError
 
 # Keys that may change when a run is resumed: they do not alter its trajectory.
 RESUMABLE_PREFIXES = ("train.steps", "train.device", "log.", "eval.", "checkpoint.")
@@ -74,6 +77,46 @@ def cmd_resume(args) -> int:
     return 0
 
 
+def _names(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def cmd_grid(args) -> int:
+    import time
+    from pathlib import Path
+
+    from ganscape.config import load_config
+    from ganscape.data import build_dataset
+    from ganscape.study import grid
+
+    preset, overrides = split_arguments(args.args)
+    preset = preset or "ring8_grid"
+    data = build_dataset(load_config(preset, overrides))
+    if not hasattr(data, "centers"):
+        raise ConfigError(f"ganscape grid scores mode coverage, so it needs 2-D mixture data (ring8, grid25), "
+                          f"not {data!r}.")
+    out = Path(args.out or f"runs/grid-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"grid output folder {out} is not empty; choose another with --out.")
+    cells = grid.cells(_names(args.losses), _names(args.penalties), _names(args.norms))
+    for advice in grid.check_cells(preset, overrides, cells, out, args.steps):
+        print(f"ganscape: warning: {advice}", file=sys.stderr)
+    print(f"grid: {len(cells)} cells x {args.seeds} seeds = {len(cells) * args.seeds} runs "
+          f"on {args.workers} worker(s), into {out}", flush=True)
+    tic = time.perf_counter()
+    rows, samples = grid.run_grid(preset, overrides, cells, args.seeds, out, args.steps, args.workers,
+                                  progress=None if sys.stderr.isatty() else False)
+    table = grid.summarize(rows, cells)
+    grid.write_csv(rows, out / "grid.csv")
+    markdown = grid.markdown_table(table)
+    (out / "grid.md").write_text(markdown)
+    grid.plot_grid(table, samples, data.centers, out / "grid.png")
+    print(markdown)
+    print(f"{len(rows)} runs in {time.perf_counter() - tic:.0f} s; wrote {out / 'grid.csv'}, {out / 'grid.md'}, "
+          f"{out / 'grid.png'}")
+    return 0
+
+
 def cmd_config_show(args) -> int:
     import torch
 
@@ -118,6 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--until", type=int, metavar="STEP", help="stop at this step with a checkpoint")
     resume.set_defaults(func=cmd_resume)
 
+    from ganscape.study.grid import default_workers
+
+    grid = commands.add_parser(
+        "grid", help="train every loss x penalty x D norm combination on 2-D data",
+        description="Train every combination of losses, penalties and discriminator normalizations on a 2-D "
+                    "preset (default: configs/ring8_grid.yaml) for several seeds; write grid.csv, grid.md and "
+                    "grid.png. A penalty may carry "
+                    "its weight as name:weight (e.g. r1:0.1); 'none' means no penalty.")
+    grid.add_argument("args", nargs="*", metavar="[PRESET] [key=value]")
+    grid.add_argument("--losses", default="ns,wgan,hinge,ls", help="comma-separated (default: %(default)s)")
+    grid.add_argument("--penalties", default="none,wgan_gp,r1", help="comma-separated (default: %(default)s)")
+    grid.add_argument("--norms", default="none,spectral", help="D normalizations (default: %(default)s)")
+    grid.add_argument("--seeds", type=int, default=3, help="seeds per cell (default: %(default)s)")
+    grid.add_argument("--steps", type=int, help="generator steps per run (default: the preset's train.steps)")
+    grid.add_argument("--workers", type=int, default=default_workers(),
+                      help="parallel processes (default: the number of cores, %(default)s)")
+    grid.add_argument("--out", help="output folder (default: runs/grid-<time>)")
+    grid.set_defaults(func=cmd_grid)
+
     config = commands.add_parser("config", help="inspect configs")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_commands.add_parser("show", help="print the fully resolved config and parameter counts")
@@ -128,8 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, ConfigWarning):
+        print(f"ganscape: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = show_warning
     try:
         return args.func(args)
     except DivergenceError as err:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import yaml
 
-from ganscape.errors import ConfigError, close_matches
+from ganscape.errors import ConfigError, ConfigWarning, close_matches
 
 
 def _choices(registry: Callable[[], Mapping[str, Any]]) -> dict:
@@ -48,6 +49,12 @@ def _norms():
     from ganscape.nets.layers import NORMS
 
     return NORMS
+
+
+def _penalties():
+    from ganscape.objectives.penalties import PENALTIES
+
+    return PENALTIES
 
 
 def _optimizers():
@@ -89,6 +96,24 @@ class OptimConfig:
 
 
 @dataclass
+class PenaltyConfig:
+    """Regularizers by name (see ``ganscape.objectives.penalties.PENALTIES``).
+
+    ``weight`` gives one value per name, or none for the defaults. What it means depends on the
+    penalty's kind: a loss weight (wgan_gp, dragan, r1, r2, l2, ortho), the std of the noise added
+    to D's inputs (instance_noise, an input transform, not a loss term), or the clip bound c
+    (wgan_clip, a constraint applied to D's weights after each D step).
+    """
+
+    name: list[str] = field(default_factory=list, metadata=_choices(_penalties))
+    weight: list[float] = field(default_factory=list, metadata={"above": 0.0})
+    noise_anneal_steps: int = field(default=0, metadata={"min": 0})  # instance_noise: std -> 0 linearly
+
+    def __post_init__(self):
+        self.name = [n for n in self.name if n != "none"]  # "none" reads naturally in grids
+
+
+@dataclass
 class TrainConfig:
     steps: int = field(default=3000, metadata={"min": 1})  # generator updates
     batch_size: int = field(default=256, metadata={"min": 1})
@@ -127,6 +152,7 @@ class RunConfig:
 @dataclass
 class Experiment:
     loss: str = field(default="ns", metadata=_choices(_losses))
+    penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
     data: DataConfig = field(default_factory=DataConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     g: NetConfig = field(default_factory=NetConfig)
@@ -202,7 +228,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
     elif typing.get_origin(tp) is list:
         (item_type,) = typing.get_args(tp)
-        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(value, str):
+            items = value.split(",")
+        elif isinstance(value, (list, tuple)):
+            items = value
+        else:  # a single YAML scalar such as penalty.weight=10
+            items = [value]
         if isinstance(items, (list, tuple)):
             return [_coerce(v.strip() if isinstance(v, str) else v, item_type, key) for v in items if v != ""]
     else:  # pragma: no cover - a field type this module does not handle is a bug
@@ -254,8 +285,9 @@ def validate(cfg: Any, prefix: str = "") -> list[str]:
         bounds = [("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
                   ("above", lambda v, b: v > b, ">"), ("below", lambda v, b: v < b, "<")]
         for name, ok, sign in bounds:
-            if name in meta and not ok(value, meta[name]):
-                problems.append(f"{key} must be {sign} {meta[name]}, got {value!r}.")
+            for item in value if isinstance(value, list) else [value]:
+                if name in meta and not ok(item, meta[name]):
+                    problems.append(f"{key} must be {sign} {meta[name]}, got {item!r}.")
     return problems
 
 
@@ -323,12 +355,54 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+GRADIENT_PENALTIES = ("wgan_gp", "dragan", "r1", "r2")
+LIPSCHITZ_CONSTRAINTS = ("wgan_gp", "dragan", "wgan_clip")
+
+
+def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
+    """Combinations of valid values that cannot work (errors) or are ill-advised (warnings)."""
+    norms = _norms()
+    errors, advice = [], []
+    if cfg.g.norm in norms and not norms[cfg.g.norm].for_generator:
+        valid = ", ".join(sorted(n for n, norm in norms.items() if norm.for_generator))
+        errors.append(f"g.norm: {cfg.g.norm!r} is a discriminator normalization; for the generator use one of: {valid}.")
+    for net in ("g", "d"):
+        if getattr(cfg, net).norm == "instance" and getattr(cfg, net).arch == "mlp":
+            errors.append(f"{net}.norm: instance normalization needs spatial feature maps, and the mlp has none; "
+                          "use layer or batch.")
+    names, weights = cfg.penalty.name, cfg.penalty.weight
+    if len(set(names)) != len(names):
+        errors.append(f"penalty.name lists a penalty twice: {names}.")
+    if weights and len(weights) != len(names):
+        errors.append(f"penalty.weight has {len(weights)} values for {len(names)} penalties {names}; give one per "
+                      "penalty, or none for the defaults.")
+    if cfg.d.norm == "batch" and any(n in GRADIENT_PENALTIES for n in names):
+        advice.append("batch norm in the discriminator with a gradient penalty: the penalty is defined per sample, "
+                      "batch norm mixes samples (the WGAN-GP paper advises layer norm or none).")
+    if cfg.loss == "wgan" and cfg.d.norm != "spectral" and not any(n in LIPSCHITZ_CONSTRAINTS for n in names):
+        advice.append("the wgan loss with an unconstrained critic is unbounded; add penalty.name=wgan_gp, "
+                      "wgan_clip, or d.norm=spectral.")
+    if "wgan_clip" in names and cfg.loss != "wgan":
+        advice.append(f"wgan_clip is the Wasserstein critic's constraint; with loss={cfg.loss} it only limits D.")
+    if cfg.penalty.noise_anneal_steps and "instance_noise" not in names:
+        advice.append("penalty.noise_anneal_steps has no effect without penalty.name=instance_noise.")
+    return errors, advice
+
+
 def load_config(preset: str | Path | None = None, overrides: list[str] = ()) -> Experiment:
-    """Resolve defaults + preset + overrides into a validated Experiment."""
+    """Resolve defaults + preset + overrides into a validated Experiment.
+
+    Ill-advised but workable combinations are reported as ``ConfigWarning`` warnings.
+    """
     data = read_yaml(find_preset(preset)) if preset else {}
     data = merge(data, parse_overrides(list(overrides)))
     cfg = from_dict(data)
     problems = validate(cfg)
+    if not problems:
+        errors, advice = check_combinations(cfg)
+        problems += errors
+        for message in advice:
+            warnings.warn(message, ConfigWarning, stacklevel=2)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return cfg

@@ -16,6 +16,10 @@ class ConfigError(GanscapeError):
     """A configuration key, value or combination is invalid."""
 
 
+class ConfigWarning(UserWarning):
+    """A configuration that runs but that the literature advises against."""
+
+
 class CheckpointError(GanscapeError):
     """A checkpoint or run directory is missing, corrupt or incompatible."""
 

@@ -31,7 +31,10 @@ from ganscape.data import build_dataset
 from ganscape.errors import CheckpointError, ConfigError, DivergenceError, lookup
 from ganscape.metrics.modes import mode_statistics
 from ganscape.nets import build_discriminator, build_generator, sample_latent
+from ganscape.nets.layers import apply_constraints
 from ganscape.objectives.losses import LOSSES, Loss
+from ganscape.objectives.penalties import (PENALTIES, add_instance_noise, clip_weights_, d_penalty, g_penalty,
+                                           instance_noise_std)
 from ganscape.plots import plot_points
 from ganscape.training.checkpoint import (checkpoint_name, load_checkpoint, prune_checkpoints,
                                           remove_stale_temporaries, save_checkpoint)
@@ -68,6 +71,7 @@ class GANState:
     ema: EMA | None
     data_rng: torch.Generator
     latent_rng: torch.Generator
+    noise_rng: torch.Generator  # penalties and input noise
     step: int = 0
 
     @property
@@ -77,7 +81,7 @@ class GANState:
 
     def state_dict(self) -> dict:
         rng = {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
-               "torch": torch.get_rng_state()}
+               "noise": self.noise_rng.get_state(), "torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
@@ -95,6 +99,7 @@ class GANState:
         rng = state["rng"]
         self.data_rng.set_state(rng["data"])
         self.latent_rng.set_state(rng["latent"])
+        self.noise_rng.set_state(rng["noise"])
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
@@ -109,41 +114,101 @@ def build_state(cfg: Experiment, data, device: torch.device) -> GANState:
     ema = EMA(G, cfg.train.ema, cfg.train.ema_start) if cfg.train.ema > 0 else None
     data_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, "data"))
     latent_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "latent"))
-    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng)
+    noise_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "noise"))
+    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng, noise_rng)
 
 
-def train_step(state: GANState, data, loss: Loss, cfg: Experiment) -> dict[str, torch.Tensor]:
-    """One generator step: ``n_disc`` discriminator updates, one generator update, the EMA."""
+@dataclass(frozen=True)
+class Regularizers:
+    """The configured penalties, sorted by where they act in a training step."""
+
+    d_terms: tuple[tuple[str, float], ...] = ()  # added to D's loss, with their weights
+    g_terms: tuple[tuple[str, float], ...] = ()  # added to G's loss
+    noise_std: float = 0.0  # instance noise on D's inputs at step 0
+    noise_anneal_steps: int = 0
+    clip: float = 0.0  # WGAN weight clipping bound; 0 = off
+
+    @classmethod
+    def from_config(cls, cfg: Experiment) -> "Regularizers":
+        names = cfg.penalty.name
+        weights = cfg.penalty.weight or [PENALTIES[n].default_weight for n in names]
+        by_kind: dict[str, list[tuple[str, float]]] = {}
+        for name, weight in zip(names, weights):
+            by_kind.setdefault(PENALTIES[name].kind, []).append((name, weight))
+        single = lambda kind: by_kind.get(kind, [("", 0.0)])[0][1]
+        return cls(tuple(by_kind.get("d_loss", ())), tuple(by_kind.get("g_loss", ())), single("d_input"),
+                   cfg.penalty.noise_anneal_steps, single("d_constraint"))
+
+
+def train_step(state: GANState, data, loss: Loss, reg: Regularizers, cfg: Experiment) -> dict[str, torch.Tensor]:
+    """One generator step: ``n_disc`` discriminator updates, one generator update, the EMA.
+
+    Returns the losses (without penalties), the mean logits and each penalty's unweighted value.
+    """
     G, D = state.G, state.D
     device = next(G.parameters()).device
     batch, latent = cfg.train.batch_size, cfg.latent
+    noise_std = instance_noise_std(reg.noise_std, state.step, reg.noise_anneal_steps)
+
+    def d_input(x: torch.Tensor) -> torch.Tensor:
+        return add_instance_noise(x, noise_std, state.noise_rng) if noise_std > 0 else x
 
     for _ in range(cfg.train.n_disc):
         real, labels = data.sample(batch, state.data_rng)
-        real = real.to(device, non_blocking=True)
+        real = d_input(real.to(device, non_blocking=True))
         z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
         with torch.no_grad():
-            fake = G(z, labels)
+            fake = d_input(G(z, labels))
         real_logits, fake_logits = D(real, labels), D(fake, labels)
         d_loss = loss.d_loss(real_logits, fake_logits)
+        d_penalties = {name: d_penalty(name, D, real, fake, labels, state.noise_rng) for name, _ in reg.d_terms}
+        d_total = d_loss + sum(weight * d_penalties[name] for name, weight in reg.d_terms)
         state.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_total.backward()
         state.opt_d.step()
+        apply_constraints(D)
+        if reg.clip > 0:
+            clip_weights_(D, reg.clip)
 
     z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
     D.requires_grad_(False)  # the generator's loss needs gradients through D, not for D
-    g_logits = D(G(z, labels), labels)
+    g_logits = D(d_input(G(z, labels)), labels)
     g_loss = loss.g_loss(g_logits)
+    g_penalties = {name: g_penalty(name, G) for name, _ in reg.g_terms}
+    g_total = g_loss + sum(weight * g_penalties[name] for name, weight in reg.g_terms)
     state.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    g_total.backward()
     state.opt_g.step()
+    apply_constraints(G)
     D.requires_grad_(True)
 
     state.step += 1
     if state.ema is not None:
         state.ema.update(G, state.step)
-    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-            "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+    stats = {"d_loss": d_loss, "g_loss": g_loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
+    stats |= {f"penalty/{name}": value for name, value in (d_penalties | g_penalties).items()}
+    return {key: value.detach() for key, value in stats.items()}
+
+
+def load_generator(run: RunDir, step: int | None = None, ema: bool = True,
+                   device: str | torch.device = "cpu") -> tuple[nn.Module, Experiment, int]:
+    """The generator of a run's checkpoint (the newest, or at ``step``), in eval mode.
+
+    ``ema`` picks the EMA weights when the run kept them. Returns (G, config, step).
+    """
+    cfg = run.read_config()
+    if step is None:
+        step, path = run.latest_checkpoint()
+    else:
+        path = run.checkpoints / checkpoint_name(step)
+    state = load_checkpoint(path)
+    G = build_generator(cfg, build_dataset(cfg))
+    weights = state["G_ema"] if ema and state["G_ema"] is not None else state["G"]
+    try:
+        G.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
+    return G.to(device).eval(), cfg, step
 
 
 def nonfinite_parameters(state: GANState) -> list[str]:
@@ -255,12 +320,14 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
     """Train (or, with ``resume``, continue) the run in ``run`` up to ``cfg.train.steps``.
 
     ``until`` stops earlier, at that step, with a checkpoint; ``resume`` continues later.
-    Returns a summary with the final step, the last evaluation and the wall time.
+    ``progress``: True shows a progress bar, False prints nothing, None (default) shows the bar
+    on a terminal and a plain line every ``log.every`` steps otherwise. Returns a summary with the final step, the last evaluation and the wall time.
     """
     start_time = time.perf_counter()
     device = resolve_device(cfg.train.device)
     data = build_dataset(cfg)
     loss = lookup(LOSSES, cfg.loss, "loss")
+    reg = Regularizers.from_config(cfg)
     state = build_state(cfg, data, device)
     if resume:
         step, path = run.latest_checkpoint()
@@ -270,15 +337,16 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
             raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
     last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
     log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step)
-    bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True,
-               disable=not (sys.stderr.isatty() if progress is None else progress))
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    print_lines = progress is None and not show_bar
+    bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
     results: dict[str, float] = {}
     step_time, steps_timed = 0.0, 0
     try:
         with stop_requests() as requested:
             while state.step < last:
                 tic = time.perf_counter()
-                stats = train_step(state, data, loss, cfg)
+                stats = train_step(state, data, loss, reg, cfg)
                 values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
                 step_time += time.perf_counter() - tic
                 steps_timed += 1
@@ -292,7 +360,7 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
                     step_time, steps_timed = 0.0, 0
                     log.write(step, values)
                     bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
-                    if bar.disable:
+                    if print_lines:
                         print(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
                               f"  {values['steps_per_s']:.0f} steps/s", flush=True)
                 if due(step, cfg.eval.every, end):
