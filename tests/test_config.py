@@ -24,9 +24,9 @@ def test_overrides_are_typed():
 
 def test_preset_then_overrides(tmp_path):
     preset = tmp_path / "p.yaml"
-    preset.write_text("loss: wgan\ntrain:\n  steps: 10\n  batch_size: 32\n")
+    preset.write_text("loss: hinge\ntrain:\n  steps: 10\n  batch_size: 32\n")
     cfg = load_config(preset, ["train.steps=20"])
-    assert (cfg.loss, cfg.train.steps, cfg.train.batch_size) == ("wgan", 20, 32)
+    assert (cfg.loss, cfg.train.steps, cfg.train.batch_size) == ("hinge", 20, 32)
 
 
 def test_resolved_config_round_trips(tmp_path):
