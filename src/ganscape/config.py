@@ -127,7 +127,7 @@ class TrainConfig:
 @dataclass
 class LogConfig:
     every: int = field(default=100, metadata={"min": 1})
-    samples_every: int = field(default=1000, metadata={"min": 1})
+    samples_every: int = field(default=1000, metadata={"min": 0})  # 0: no sample pictures
     tensorboard: bool = True
 
 

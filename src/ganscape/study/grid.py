@@ -53,7 +53,7 @@ def run_overrides(cell: Cell, seed: int, out: Path, steps: int | None) -> list[s
     extra = [f"train.steps={steps}"] if steps else []
     return cell.overrides() + extra + [
         f"train.seed={seed}", f"run.root={out / 'runs'}", f"run.name={cell.slug}-s{seed}",
-        "log.tensorboard=false", f"log.samples_every={never}", f"checkpoint.every={never}", "checkpoint.keep=1"]
+        "log.tensorboard=false", "log.samples_every=0", f"checkpoint.every={never}", "checkpoint.keep=1"]
 
 
 def check_cells(preset, overrides, grid: list[Cell], out: Path, steps) -> list[str]:

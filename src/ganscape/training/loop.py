@@ -367,7 +367,7 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
                     results = evaluate(state, data, cfg)
                     if results:
                         log.write(step, results)
-                if due(step, cfg.log.samples_every, end):
+                if cfg.log.samples_every and due(step, cfg.log.samples_every, end):
                     save_samples(state, data, cfg, run, log)
                 if due(step, cfg.checkpoint.every, end):
                     save_state(state, cfg, run)
