@@ -64,11 +64,18 @@ def _optimizers():
 
 
 LATENT_DISTRIBUTIONS = {"normal": "N(0, I)", "uniform": "U(-1, 1)"}
+SPLITS = {"train": "training images", "test": "held-out images (FID reference, reconstruction error)"}
 
 
 @dataclass
 class DataConfig:
     name: str = field(default="ring8", metadata=_choices(_datasets))
+    root: str = ""  # where the files are; empty: the data set's default location (see ganscape.data)
+    split: str = field(default="train", metadata=_choices(lambda: SPLITS))
+    resolution: int = field(default=0, metadata={"min": 0})  # images: side in pixels; 0 = the data set's own
+    flip: bool = False  # images: random horizontal flips
+    test_size: int = field(default=0, metadata={"min": 0})  # image_folder, lmdb: images held out as the test split
+    conditional: bool = False  # pass class labels to G and D (class-conditional GAN)
 
 
 @dataclass

@@ -32,12 +32,12 @@ class GaussianMixture2D:
         return f"GaussianMixture2D({self.name!r}, modes={len(self.centers)}, std={self.std})"
 
 
-def ring8() -> GaussianMixture2D:
+def ring8(cfg=None) -> GaussianMixture2D:
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     return GaussianMixture2D("ring8", 2.0 * torch.stack([angles.cos(), angles.sin()], dim=1), std=0.02)
 
 
-def grid25() -> GaussianMixture2D:
+def grid25(cfg=None) -> GaussianMixture2D:
     axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
     centers = torch.cartesian_prod(axis, axis)
     return GaussianMixture2D("grid25", centers, std=0.05)
