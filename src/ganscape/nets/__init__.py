@@ -19,29 +19,47 @@ from ganscape.nets.mlp import MLPDiscriminator, MLPGenerator
 
 @dataclass(frozen=True)
 class Architecture:
-    generator: Callable[..., nn.Module]  # (net_cfg, latent_dim, data) -> G
-    discriminator: Callable[..., nn.Module]  # (net_cfg, data) -> D
+    """How to build an architecture's networks.
+
+    ``generator(net_cfg, latent_dim, shape, num_classes) -> G`` and
+    ``discriminator(net_cfg, shape, num_classes) -> D``, where ``net_cfg`` is the ``NetConfig``
+    (``width``, ``depth``, ``norm``), ``shape`` the shape of one sample and ``num_classes`` the
+    number of classes to condition on (0: unconditional).
+    """
+
+    generator: Callable[..., nn.Module]
+    discriminator: Callable[..., nn.Module]
+    description: str = ""
 
 
-def _mlp_generator(cfg, latent_dim, data):
-    return MLPGenerator(latent_dim, data.shape, cfg.width, cfg.depth, lookup(NORMS, cfg.norm, "normalization"))
+def _mlp_generator(cfg, latent_dim, shape, num_classes):
+    return MLPGenerator(latent_dim, shape, cfg.width, cfg.depth, lookup(NORMS, cfg.norm, "normalization"))
 
 
-def _mlp_discriminator(cfg, data):
-    return MLPDiscriminator(data.shape, cfg.width, cfg.depth, lookup(NORMS, cfg.norm, "normalization"))
+def _mlp_discriminator(cfg, shape, num_classes):
+    return MLPDiscriminator(shape, cfg.width, cfg.depth, lookup(NORMS, cfg.norm, "normalization"))
 
 
-ARCHITECTURES: dict[str, Architecture] = {"mlp": Architecture(_mlp_generator, _mlp_discriminator)}
+ARCHITECTURES: dict[str, Architecture] = {
+    "mlp": Architecture(_mlp_generator, _mlp_discriminator, "multi-layer perceptron for low-dimensional data"),
+}
+
+
+def conditioning_classes(cfg, data) -> int:
+    """How many classes G and D condition on: the data set's, when ``data.conditional`` is on."""
+    return data.num_classes if cfg.data.conditional else 0
 
 
 def build_generator(cfg, data) -> nn.Module:
     """The generator described by ``cfg.g`` for data set ``data``."""
-    return lookup(ARCHITECTURES, cfg.g.arch, "architecture").generator(cfg.g, cfg.latent.dim, data)
+    arch = lookup(ARCHITECTURES, cfg.g.arch, "architecture")
+    return arch.generator(cfg.g, cfg.latent.dim, tuple(data.shape), conditioning_classes(cfg, data))
 
 
 def build_discriminator(cfg, data) -> nn.Module:
     """The discriminator described by ``cfg.d`` for data set ``data``."""
-    return lookup(ARCHITECTURES, cfg.d.arch, "architecture").discriminator(cfg.d, data)
+    arch = lookup(ARCHITECTURES, cfg.d.arch, "architecture")
+    return arch.discriminator(cfg.d, tuple(data.shape), conditioning_classes(cfg, data))
 
 
 def count_parameters(module: nn.Module) -> int:
