@@ -61,7 +61,7 @@ def test_unknown_choice_lists_valid_ones():
         load_config(None, ["loss=hinj"])
     with pytest.raises(ConfigError, match=r"g_opt.name: unknown choice 'sgd'.*Valid: adam, rmsprop"):
         load_config(None, ["g_opt.name=sgd"])
-    with pytest.raises(ConfigError, match=r"data.name: unknown choice 'ring9'.*grid25, ring8"):
+    with pytest.raises(ConfigError, match=r"data.name: unknown choice 'ring9'.*grid25, .*ring8"):
         load_config(None, ["data.name=ring9"])
 
 

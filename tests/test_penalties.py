@@ -304,3 +304,16 @@ def test_dispatch_rejects_a_penalty_of_another_kind():
         d_penalty("ortho", D, None, None, None, None)
     with pytest.raises(ValueError, match="'r1' is of kind 'd_loss'"):
         g_penalty("r1", D)
+
+
+def test_l2_averages_over_the_landscape_weight_layers_of_a_conditional_discriminator():
+    from ganscape.config import load_config
+    from ganscape.nets import ARCHITECTURES, weight_layers
+    from ganscape.objectives.penalties import l2
+
+    cfg = load_config(None, ["d.width=8"])
+    D = ARCHITECTURES["sndcgan"].discriminator(cfg.d, (3, 32, 32), 10)  # projection D with an embedding
+    layers = weight_layers(D)
+    assert len(layers) == 8
+    expected = torch.stack([0.5 * m.weight.square().sum() for m in layers]).mean()
+    assert torch.allclose(l2(D), expected)

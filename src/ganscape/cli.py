@@ -6,6 +6,8 @@
                                                  train every combination on 2-D data; table + picture
     ganscape config show [PRESET] [key=value ...] print the fully resolved config
     ganscape config keys                         list every config key
+    ganscape data download cifar10 [--root DIR]  fetch a data set's archive (checks its MD5)
+    ganscape data info NAME [key=value ...]      build a data set and describe it
 """
 
 from __future__ import annotations
@@ -141,6 +143,25 @@ def cmd_config_keys(args) -> int:
     return 0
 
 
+def cmd_data_download(args) -> int:
+    from ganscape.data import DOWNLOADS
+
+    DOWNLOADS[args.name](args.root or "")
+    return 0
+
+
+def cmd_data_info(args) -> int:
+    from ganscape.config import load_config
+    from ganscape.data import build_dataset
+
+    data = build_dataset(load_config(None, [f"data.name={args.name}", *args.overrides]))
+    print(repr(data))
+    print(f"images: {len(data):,}" if hasattr(data, "__len__") else "images: generated on the fly")
+    print(f"shape: {data.shape}")
+    print(f"classes: {data.num_classes}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganscape", description="Train, evaluate and study GANs.")
     parser.add_argument("--version", action="version", version=f"ganscape {__version__}")
@@ -187,6 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_config_show)
     keys = config_commands.add_parser("keys", help="list every config key")
     keys.set_defaults(func=cmd_config_keys)
+
+    from ganscape.data import DOWNLOADS
+
+    data = commands.add_parser("data", help="download and inspect data sets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    download = data_commands.add_parser("download", help="fetch a data set's archive and check its MD5",
+                                        description="Download a data set's official archive into --root, "
+                                                    "checking its MD5. Nothing else in ganscape downloads.")
+    download.add_argument("name", choices=sorted(DOWNLOADS))
+    download.add_argument("--root", help="destination folder (default: the data set's default data.root)")
+    download.set_defaults(func=cmd_data_download)
+    info = data_commands.add_parser("info", help="build a data set and print its size, shape and classes")
+    info.add_argument("name", metavar="NAME")
+    info.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.root=DIR")
+    info.set_defaults(func=cmd_data_info)
     return parser
 
 

@@ -24,6 +24,10 @@ class CheckpointError(GanscapeError):
     """A checkpoint or run directory is missing, corrupt or incompatible."""
 
 
+class DataError(GanscapeError):
+    """A data set's files are missing, unreadable, corrupt or not in the expected format."""
+
+
 class DivergenceError(GanscapeError):
     """Training produced a non-finite loss or parameter."""
 

@@ -55,3 +55,24 @@ def plot_points(real: torch.Tensor, fake: torch.Tensor, D: torch.nn.Module | Non
         fig.savefig(path)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def image_grid(images: torch.Tensor, columns: int = 8, padding: int = 2) -> np.ndarray:
+    """Tile images in [-1, 1] (N, C, H, W) into one uint8 RGB picture (H', W', 3) on a white background."""
+    images = images.detach().float().cpu().clamp(-1, 1)
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    pixels = ((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    n, h, w, _ = pixels.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * (h + padding) + padding, columns * (w + padding) + padding, 3), 255, np.uint8)
+    for i, image in enumerate(pixels):
+        top, left = padding + (i // columns) * (h + padding), padding + (i % columns) * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return grid
+
+
+def save_png(rgb: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(rgb).save(path)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ganscape.errors import lookup
+from ganscape.nets import dcgan, resnet, sndcgan, wn_resnet
 from ganscape.nets.layers import NORMS
 from ganscape.nets.mlp import MLPDiscriminator, MLPGenerator
 
@@ -42,6 +43,16 @@ def _mlp_discriminator(cfg, shape, num_classes):
 
 ARCHITECTURES: dict[str, Architecture] = {
     "mlp": Architecture(_mlp_generator, _mlp_discriminator, "multi-layer perceptron for low-dimensional data"),
+    "sndcgan": Architecture(sndcgan.generator, sndcgan.discriminator,
+                            "GAN Landscape SNDCGAN (H, W multiples of 8; width 64)"),
+    "dcgan": Architecture(dcgan.generator, dcgan.discriminator,
+                          "Xiang & Li DCGAN-like nets, 4x4 stride-2 convs down to < 8x8 (width 64)"),
+    "resnet_cifar": Architecture(resnet.cifar_generator, resnet.cifar_discriminator,
+                                 "GAN Landscape ResNet-CIFAR, 32x32 (G width 256, D width 128)"),
+    "resnet19": Architecture(resnet.resnet19_generator, resnet.resnet19_discriminator,
+                             "GAN Landscape ResNet19, 128x128 (width 64)"),
+    "wn_resnet": Architecture(wn_resnet.generator, wn_resnet.discriminator,
+                              "Xiang & Li weight-normalized ResNet, depth blocks per level (width 64, depth 1)"),
 }
 
 
@@ -64,6 +75,15 @@ def build_discriminator(cfg, data) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def weight_layers(module: nn.Module) -> list[nn.Module]:
+    """The linear and (transposed) convolution layers of ``module``, in order; embeddings excluded.
+
+    Their number is what the Landscape L2 penalty averages over (SNDCGAN D 8, ResNet-CIFAR D 13,
+    ResNet19 D 19).
+    """
+    return [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
 
 
 def sample_latent(n: int, dim: int, dist: str, generator: torch.Generator, device) -> torch.Tensor:

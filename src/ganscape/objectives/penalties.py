@@ -99,14 +99,17 @@ def r2(D: Discriminator, fake: Tensor, labels: Tensor | None = None) -> Tensor:
 
 
 def _weight_tensors(module: nn.Module) -> list[Tensor]:
-    """Parameters with ``ndim >= 2``: linear and conv kernels, embeddings; no biases or norm gains."""
-    return [p for p in module.parameters() if p.dim() >= 2]
+    """Linear and conv kernels: parameters with ``ndim >= 2``, except those of ``nn.Embedding``
+    modules (class embeddings); no biases or normalization gains."""
+    embedded = {id(p) for m in module.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+    return [p for p in module.parameters() if p.dim() >= 2 and id(p) not in embedded]
 
 
 def l2(D: nn.Module) -> Tensor:
     """Weight decay as in the Landscape code: the mean over D's weight tensors of ||W||^2 / 2.
 
-    Only weight tensors (``ndim >= 2``) count; biases and normalization gains are not decayed.
+    Only linear and conv kernels count (8 in SNDCGAN's D, 13 in ResNet-CIFAR's, 19 in ResNet19's);
+    biases, normalization gains and a projection discriminator's class embedding are not decayed.
     """
     return torch.stack([0.5 * w.square().sum() for w in _weight_tensors(D)]).mean()
 
@@ -131,8 +134,7 @@ def orthogonal(G: nn.Module) -> Tensor:
     BigGAN-PyTorch adds the hand-written gradient ``beta * 2 (W W^T ⊙ (1 - I)) W``; the gradient of
     this loss is ``4 (W W^T ⊙ (1 - I)) W``, so their update equals beta / 2 times this loss.
     """
-    embedded = {id(p) for m in G.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
-    return torch.stack([_off_diagonal_gram(w) for w in _weight_tensors(G) if id(w) not in embedded]).sum()
+    return torch.stack([_off_diagonal_gram(w) for w in _weight_tensors(G)]).sum()
 
 
 def add_instance_noise(x: Tensor, std: float, generator: torch.Generator | None) -> Tensor:

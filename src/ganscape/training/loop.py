@@ -30,12 +30,12 @@ from ganscape.config import Experiment
 from ganscape.data import build_dataset
 from ganscape.errors import CheckpointError, ConfigError, DivergenceError, lookup
 from ganscape.metrics.modes import mode_statistics
-from ganscape.nets import build_discriminator, build_generator, sample_latent
+from ganscape.nets import build_discriminator, build_generator, conditioning_classes, sample_latent
 from ganscape.nets.layers import apply_constraints
 from ganscape.objectives.losses import LOSSES, Loss
 from ganscape.objectives.penalties import (PENALTIES, add_instance_noise, clip_weights_, d_penalty, g_penalty,
                                            instance_noise_std)
-from ganscape.plots import plot_points
+from ganscape.plots import image_grid, plot_points, save_png
 from ganscape.training.checkpoint import (checkpoint_name, load_checkpoint, prune_checkpoints,
                                           remove_stale_temporaries, save_checkpoint)
 from ganscape.training.ema import EMA
@@ -155,6 +155,7 @@ def train_step(state: GANState, data, loss: Loss, reg: Regularizers, cfg: Experi
 
     for _ in range(cfg.train.n_disc):
         real, labels = data.sample(batch, state.data_rng)
+        labels = labels.to(device) if cfg.data.conditional else None  # G's fakes take the same classes
         real = d_input(real.to(device, non_blocking=True))
         z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
         with torch.no_grad():
@@ -238,13 +239,22 @@ def check_finite(values: dict[str, float], state: GANState, run: RunDir) -> None
 
 
 @torch.no_grad()
-def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, batch: int = 4096) -> torch.Tensor:
-    """``n`` samples from ``G`` with latents from a fixed seed, in eval mode."""
+@torch.no_grad()
+def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, num_classes: int = 0,
+             batch: int = 1024) -> torch.Tensor:
+    """``n`` samples from ``G`` in eval mode, with latents from a fixed seed.
+
+    A class-conditional G gets the labels 0, 1, 2, ... in turn, so every class is shown equally.
+    """
     rng = torch.Generator(device).manual_seed(seed)
     was_training = G.training
     G.eval()
-    chunks = [G(sample_latent(min(batch, n - i), cfg.latent.dim, cfg.latent.dist, rng, device))
-              for i in range(0, n, batch)]
+    chunks = []
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        z = sample_latent(size, cfg.latent.dim, cfg.latent.dist, rng, device)
+        labels = torch.arange(start, start + size, device=device) % num_classes if num_classes else None
+        chunks.append(G(z, labels))
     G.train(was_training)
     return torch.cat(chunks)
 
@@ -264,12 +274,22 @@ def evaluate(state: GANState, data, cfg: Experiment) -> dict[str, float]:
 
 
 def save_samples(state: GANState, data, cfg: Experiment, run: RunDir, log: MetricsLog) -> Path:
+    """A picture of the sampling generator's output with the same latents at every step.
+
+    Images: an 8x8 grid. 2-D points: generated and real points over D's logit.
+    """
     device = next(state.G.parameters()).device
-    fake = generate(state.sampler, 2000, cfg, derived_seed(cfg.train.seed, "samples"), device)
-    real, _ = data.sample(2000, torch.Generator().manual_seed(derived_seed(cfg.train.seed, "real-samples")))
+    seed = derived_seed(cfg.train.seed, "samples")
     path = run.samples / f"step_{state.step:08d}.png"
-    which = "EMA generator" if state.ema is not None else "generator"
-    rgb = plot_points(real, fake, state.D, f"{cfg.data.name}, {cfg.loss}, step {state.step} ({which})", path)
+    if len(data.shape) == 3:
+        fake = generate(state.sampler, 64, cfg, seed, device, conditioning_classes(cfg, data))
+        rgb = image_grid(fake, columns=8)
+        save_png(rgb, path)
+    else:
+        fake = generate(state.sampler, 2000, cfg, seed, device)
+        real, _ = data.sample(2000, torch.Generator().manual_seed(derived_seed(cfg.train.seed, "real-samples")))
+        which = "EMA generator" if state.ema is not None else "generator"
+        rgb = plot_points(real, fake, state.D, f"{cfg.data.name}, {cfg.loss}, step {state.step} ({which})", path)
     log.image("samples", rgb, state.step)
     return path
 

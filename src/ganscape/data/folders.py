@@ -1,0 +1,88 @@
+"""Image files in a folder (``image_folder``) or in class folders (``class_folder``).
+
+``image_folder``: every .png .jpg .jpeg .webp .bmp file under ``data.root`` (recursively), no
+labels. ``data.test_size`` images are held out as the test split, chosen by a fixed
+pseudo-random order of the relative file names (see ``images.held_out``), so the split is the
+same on every build and every machine. The GAN Landscape study holds out 3,000 of CelebA-HQ's
+30,000 images: ``data.test_size=3000``.
+
+``class_folder``: ImageNet's layout, ``root/<class>/<image>``, as a folder or a ``.zip`` read in
+place (no extraction). The label is the index of the class name in sorted order. When every image
+lies at least two folders deep under one single top-level folder (a zip of ``train/<class>/...``),
+that folder is skipped. ``data.split`` selects nothing here: point ``data.root`` at the training
+or the test folder or zip.
+
+Each image is resized (short side) and centre-cropped to ``data.resolution``. ``image_folder``
+needs it; for ``class_folder``, 0 keeps the size of the first image if it is square (32 for the
+CIFAR-10 zips). Hidden files and ``__MACOSX`` folders are ignored.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ganscape.data.images import (IMAGE_SUFFIXES, FileSource, ZipSource, held_out, is_image_name, list_images,
+                                  load_images, native_resolution, require_resolution, require_root)
+from ganscape.errors import DataError
+
+
+def image_folder(cfg):
+    """The images under ``data.root``, without labels, minus or only the held-out test split."""
+    root = require_root(cfg, "image_folder", "data/celeba_hq")
+    resolution = require_resolution(cfg, "image_folder")
+    if not root.is_dir():
+        raise DataError(f"image_folder: data.root {root} is not a folder.")
+    names = list_images(root)
+    if not names:
+        raise DataError(f"image_folder: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}.")
+    keep = held_out(names, cfg.test_size, cfg.split, f"image_folder {root}")
+    source = FileSource(root, [names[i] for i in keep])
+    return load_images(source, resolution, name="image_folder", flip=cfg.flip)
+
+
+def zip_image_names(path: Path) -> list[str]:
+    """The sorted names of the image members of a zip file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sorted(info.filename for info in archive.infolist()
+                          if not info.is_dir() and is_image_name(info.filename))
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DataError(f"cannot read the zip file {path}: {err}") from None
+
+
+def class_labels(names: list[str], root: Path) -> tuple[list[str], torch.Tensor]:
+    """The sorted class names and each image's label, from ``<class>/<image>`` names.
+
+    A single top-level folder above the class folders (``train/<class>/<image>``) is skipped.
+    """
+    parts = [name.split("/") for name in names]
+    skip = int(len({p[0] for p in parts}) == 1 and all(len(p) >= 3 for p in parts))
+    loose = [name for name, p in zip(names, parts) if len(p) - skip < 2]
+    if loose:
+        raise DataError(f"class_folder expects <class>/<image> under {root}, but {loose[0]!r} is in no class "
+                        f"folder ({len(loose)} such image(s)).")
+    classes = sorted({p[skip] for p in parts})
+    index = {name: i for i, name in enumerate(classes)}
+    return classes, torch.tensor([index[p[skip]] for p in parts], dtype=torch.int64)
+
+
+def class_folder(cfg):
+    """The images of ``root/<class>/`` (a folder or a zip), labelled by sorted class name."""
+    root = require_root(cfg, "class_folder", "data/imagenet/train")
+    if root.is_dir():
+        names = list_images(root)
+        source = FileSource(root, names)
+    elif zipfile.is_zipfile(root):
+        names = zip_image_names(root)
+        source = ZipSource(root, names)
+    else:
+        raise DataError(f"class_folder: data.root {root} is neither a folder nor a zip file.")
+    if not names:
+        raise DataError(f"class_folder: no images ({', '.join(IMAGE_SUFFIXES)}) in {root}.")
+    classes, labels = class_labels(names, root)
+    resolution = cfg.resolution or native_resolution(source, "class_folder")
+    return load_images(source, resolution, name="class_folder", labels=labels, num_classes=len(classes),
+                       flip=cfg.flip)
