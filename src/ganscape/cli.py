@@ -17,7 +17,7 @@ import sys
 import warnings
 
 from ganscape import __version__
-from ganscape.errors import ConfigError, ConfigWarning, DivergenceError, GanscapeError
+from ganscape.errors import ConfigError, ConfigWarning, DataError, DivergenceError, GanscapeError
 
 # Keys that may change when a run is resumed: they do not alter its trajectory.
 RESUMABLE_PREFIXES = ("train.steps", "train.device", "log.", "eval.", "checkpoint.")
@@ -129,7 +129,11 @@ def cmd_config_show(args) -> int:
     preset, overrides = split_arguments(args.args)
     cfg = load_config(preset, overrides)
     print(dump_yaml(cfg), end="")
-    data = build_dataset(cfg)
+    try:
+        data = build_dataset(cfg)  # the networks' shapes depend on the data
+    except DataError as err:
+        print(f"# parameters: not counted, the data set is not available: {err}")
+        return 0
     with torch.device("meta"):  # count parameters without allocating them
         G, D = build_generator(cfg, data), build_discriminator(cfg, data)
     print(f"# parameters: G {count_parameters(G):,}  D {count_parameters(D):,}")

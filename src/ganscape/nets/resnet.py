@@ -51,8 +51,9 @@ def unpool(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-class GBlock(nn.Module):
-    """Landscape G block: unpooled pre-activation residual branch plus an unpooled 3x3 conv shortcut."""
+class _ResidualLayers(nn.Module):
+    """The layers of a Landscape block: [norm] -> ReLU -> conv3x3 -> [norm] -> ReLU -> conv3x3 as the
+    residual branch, and a 3x3 conv as the shortcut (always, even when in == out)."""
 
     def __init__(self, in_channels: int, out_channels: int, norm: Normalization):
         super().__init__()
@@ -62,21 +63,20 @@ class GBlock(nn.Module):
         self.conv2 = norm.conv(out_channels, out_channels, 3, 1, 1)
         self.shortcut = norm.conv(in_channels, out_channels, 3, 1, 1)
 
+
+class GBlock(_ResidualLayers):
+    """Landscape G block: unpooled pre-activation residual branch plus an unpooled 3x3 conv shortcut."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv2(self.pre2(self.conv1(unpool(self.pre1(x)))))
         return h + self.shortcut(unpool(x))
 
 
-class DBlock(nn.Module):
+class DBlock(_ResidualLayers):
     """Landscape D block: pre-activation residual branch plus a 3x3 conv shortcut, then an optional 2x2 mean pool."""
 
     def __init__(self, in_channels: int, out_channels: int, downsample: bool, norm: Normalization):
-        super().__init__()
-        self.pre1 = nn.Sequential(norm.feature_norm(in_channels, 2), norm.activation(in_channels, nn.ReLU))
-        self.conv1 = norm.conv(in_channels, out_channels, 3, 1, 1)
-        self.pre2 = nn.Sequential(norm.feature_norm(out_channels, 2), norm.activation(out_channels, nn.ReLU))
-        self.conv2 = norm.conv(out_channels, out_channels, 3, 1, 1)
-        self.shortcut = norm.conv(in_channels, out_channels, 3, 1, 1)
+        super().__init__(in_channels, out_channels, norm)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
