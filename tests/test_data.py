@@ -289,6 +289,28 @@ def test_lazy_decoding_gives_the_same_batches(tmp_path, monkeypatch):
     assert torch.equal(x, in_memory.sample(32, gen())[0])
 
 
+def test_take_gives_fixed_unflipped_images_in_memory_and_lazily(tmp_path, monkeypatch):
+    root = write_image_folder(tmp_path / "faces")
+    in_memory = build("image_folder", root=str(root), resolution=12, flip=True)
+    index = torch.tensor([3, 0, 3, 7])
+    x, labels = in_memory.take(index)
+    assert labels is None and x.shape == (4, 3, 12, 12)
+    assert torch.equal(x, in_memory.images[index].float() / 127.5 - 1)  # exactly the stored images: no flips
+    assert torch.equal(in_memory.take(index)[0], x)  # and nothing random
+    monkeypatch.setattr(images, "MEMORY_LIMIT", 0)
+    lazy = build("image_folder", root=str(root), resolution=12, flip=True)
+    assert isinstance(lazy, LazyImages)
+    assert torch.equal(lazy.take(index)[0], x)
+
+
+def test_take_returns_the_labels_of_the_indices():
+    data = InMemoryImages(torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 1, 2, 2).contiguous(),
+                          torch.tensor([2, 0, 1, 2]), name="tiny", num_classes=3)
+    x, labels = data.take(torch.tensor([2, 1]))
+    assert labels.tolist() == [1, 0]
+    assert x[:, 0, 0, 0].tolist() == pytest.approx([2 / 127.5 - 1, 1 / 127.5 - 1], abs=1e-7)
+
+
 def test_corrupt_and_truncated_images_are_named(tmp_path, monkeypatch):
     root = write_image_folder(tmp_path / "faces")
     noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)

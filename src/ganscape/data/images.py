@@ -55,14 +55,15 @@ class ImageSet:
         self.flip = bool(flip)
         self.source = source
 
-    def _to_float(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """uint8 NCHW -> float32 in [-1, 1] at ``shape``, mirrored where the generator says so."""
+    def _to_float(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """uint8 NCHW -> float32 in [-1, 1] at ``shape``, mirrored where the generator says so
+        (never without a generator)."""
         x = images.to(torch.float32).div_(127.5).sub_(1.0)
         if tuple(x.shape[-2:]) != self.shape[-2:]:
             # Bilinear weights are non-negative and sum to 1, so the range holds up to rounding.
             x = F.interpolate(x, size=self.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
             x = x.clamp_(-1.0, 1.0)
-        if self.flip:
+        if self.flip and generator is not None:
             mirror = torch.rand(len(x), generator=generator) < 0.5
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
         return x
@@ -97,6 +98,10 @@ class InMemoryImages(ImageSet):
         index = torch.randint(len(self.images), (n,), generator=generator)
         x = self._to_float(self.images[index], generator)
         return x, None if self.labels is None else self.labels[index]
+
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images at ``index``, never flipped: fixed sets such as FID references and test images."""
+        return self._to_float(self.images[index], None), None if self.labels is None else self.labels[index]
 
 
 class StackedImages(ImageSet):
@@ -291,15 +296,22 @@ class LazyImages(ImageSet):
     def __len__(self) -> int:
         return len(self.images)
 
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        index = torch.randint(len(self.images), (n,), generator=generator)
+    def _decode(self, index: torch.Tensor) -> torch.Tensor:
+        """The uint8 images at ``index``, decoded in order by the pool."""
         if self._pool_pid != os.getpid():
             self._pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
             self._pool_pid = os.getpid()
         resolution = self.shape[-1]
-        decoded = self._pool.map(lambda i: decode_image(self.images, i, resolution), index.tolist())
-        x = self._to_float(torch.stack(list(decoded)), generator)
+        return torch.stack(list(self._pool.map(lambda i: decode_image(self.images, i, resolution), index.tolist())))
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        index = torch.randint(len(self.images), (n,), generator=generator)
+        x = self._to_float(self._decode(index), generator)
         return x, None if self.labels is None else self.labels[index]
+
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images at ``index``, never flipped: fixed sets such as FID references and test images."""
+        return self._to_float(self._decode(index), None), None if self.labels is None else self.labels[index]
 
 
 def load_images(source: ImageSource, resolution: int, *, name: str, labels: torch.Tensor | None = None,
