@@ -8,7 +8,10 @@ A data set is built from the data config (``DATASETS[name](cfg.data)``) and offe
   and int64 labels of shape ``(n,)`` or ``None``. All randomness comes from the given
   ``torch.Generator``, so a run's data order is reproducible and resumable.
 
-Image data sets also have ``len`` (their number of images) and a readable ``repr``.
+Image data sets also have ``len`` (their number of images) and a readable ``repr``. Those that hold
+fixed images (all but the stacked sets, whose samples are drawn on the fly) also offer
+``take(index) -> (x, labels)``: the images at the given indices, never flipped, for fixed sets
+such as FID references and held-out test images.
 
 | name | what | default ``data.root`` |
 |---|---|---|
