@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ganscape.errors import ConfigError, ConfigWarning, DivergenceError
 
 METRICS = ("modes_covered", "high_quality_pct", "kl_to_uniform")
+PICTURE_POINTS = 1000  # final samples drawn for grid.png, from each cell's first seed
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,16 @@ def run_grid(preset, overrides, grid: list[Cell], seeds: int, out: Path, steps: 
         bar.update(1)
         bar.set_postfix_str(f"{cell.slug} s{row['seed']}: {row['status']}")
 
+    def points(seed: int) -> int:
+        return PICTURE_POINTS if seed == 0 else 0
+
     if workers <= 1:
         for cell, seed in jobs:
-            collect(cell, *run_cell(preset, overrides, cell, seed, out, steps, 1000 if seed == 0 else 0))
+            collect(cell, *run_cell(preset, overrides, cell, seed, out, steps, points(seed)))
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_cell, preset, overrides, cell, seed, out, steps,
-                                   1000 if seed == 0 else 0): cell for cell, seed in jobs}
+            futures = {pool.submit(run_cell, preset, overrides, cell, seed, out, steps, points(seed)): cell
+                       for cell, seed in jobs}
             for future in as_completed(futures):
                 collect(futures[future], *future.result())
     bar.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import signal
 import sys
+import threading
 import time
 import zlib
 from contextlib import contextmanager
@@ -135,9 +136,11 @@ class Regularizers:
         by_kind: dict[str, list[tuple[str, float]]] = {}
         for name, weight in zip(names, weights):
             by_kind.setdefault(PENALTIES[name].kind, []).append((name, weight))
-        single = lambda kind: by_kind.get(kind, [("", 0.0)])[0][1]
-        return cls(tuple(by_kind.get("d_loss", ())), tuple(by_kind.get("g_loss", ())), single("d_input"),
-                   cfg.penalty.noise_anneal_steps, single("d_constraint"))
+        # instance_noise and wgan_clip are the only penalties of their kinds, so at most one of each
+        noise_std = sum(weight for _, weight in by_kind.get("d_input", ()))
+        clip = sum(weight for _, weight in by_kind.get("d_constraint", ()))
+        return cls(tuple(by_kind.get("d_loss", ())), tuple(by_kind.get("g_loss", ())), noise_std,
+                   cfg.penalty.noise_anneal_steps, clip)
 
 
 def train_step(state: GANState, data, loss: Loss, reg: Regularizers, cfg: Experiment) -> dict[str, torch.Tensor]:
@@ -308,7 +311,7 @@ def save_state(state: GANState, cfg: Experiment, run: RunDir) -> Path:
 def stop_requests():
     """Turn the first Ctrl-C into a request to stop after the current step (with a checkpoint)."""
     requested = {"stop": False}
-    if not _in_main_thread():
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield requested
         return
 
@@ -323,12 +326,6 @@ def stop_requests():
         yield requested
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def due(step: int, every: int, last: int) -> bool:
