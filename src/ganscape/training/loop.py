@@ -30,14 +30,14 @@ from tqdm import tqdm
 from ganscape.config import Experiment
 from ganscape.data import build_dataset
 from ganscape.errors import CheckpointError, ConfigError, DivergenceError, lookup
-from ganscape.metrics.modes import mode_statistics
+from ganscape.metrics.evaluate import Evaluator, generated_batches, write_result
 from ganscape.nets import build_discriminator, build_generator, conditioning_classes, sample_latent
 from ganscape.nets.layers import apply_constraints
 from ganscape.objectives.losses import LOSSES, Loss
 from ganscape.objectives.penalties import (PENALTIES, add_instance_noise, clip_weights_, d_penalty, g_penalty,
                                            instance_noise_std)
 from ganscape.plots import image_grid, plot_points, save_png
-from ganscape.training.checkpoint import (checkpoint_name, load_checkpoint, prune_checkpoints,
+from ganscape.training.checkpoint import (checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
                                           remove_stale_temporaries, save_checkpoint)
 from ganscape.training.ema import EMA
 from ganscape.training.optim import OPTIMIZERS
@@ -195,18 +195,22 @@ def train_step(state: GANState, data, loss: Loss, reg: Regularizers, cfg: Experi
 
 
 def load_generator(run: RunDir, step: int | None = None, ema: bool = True,
-                   device: str | torch.device = "cpu") -> tuple[nn.Module, Experiment, int]:
+                   device: str | torch.device = "cpu", data=None) -> tuple[nn.Module, Experiment, int]:
     """The generator of a run's checkpoint (the newest, or at ``step``), in eval mode.
 
-    ``ema`` picks the EMA weights when the run kept them. Returns (G, config, step).
+    ``ema`` picks the EMA weights when the run kept them. ``data``: the run's data set, when the
+    caller has it already (G's shape depends on it). Returns (G, config, step).
     """
     cfg = run.read_config()
     if step is None:
         step, path = run.latest_checkpoint()
     else:
         path = run.checkpoints / checkpoint_name(step)
+        if not path.is_file():
+            steps = ", ".join(str(s) for s, _ in list_checkpoints(run.checkpoints)) or "none"
+            raise CheckpointError(f"{run} has no checkpoint at step {step} (checkpoints: {steps}).")
     state = load_checkpoint(path)
-    G = build_generator(cfg, build_dataset(cfg))
+    G = build_generator(cfg, data if data is not None else build_dataset(cfg))
     weights = state["G_ema"] if ema and state["G_ema"] is not None else state["G"]
     try:
         G.load_state_dict(weights)
@@ -241,38 +245,30 @@ def check_finite(values: dict[str, float], state: GANState, run: RunDir) -> None
         "regularization, then start again or resume from the checkpoint.")
 
 
-@torch.no_grad()
-@torch.no_grad()
 def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, num_classes: int = 0,
              batch: int = 1024) -> torch.Tensor:
-    """``n`` samples from ``G`` in eval mode, with latents from a fixed seed.
-
-    A class-conditional G gets the labels 0, 1, 2, ... in turn, so every class is shown equally.
-    """
-    rng = torch.Generator(device).manual_seed(seed)
-    was_training = G.training
-    G.eval()
-    chunks = []
-    for start in range(0, n, batch):
-        size = min(batch, n - start)
-        z = sample_latent(size, cfg.latent.dim, cfg.latent.dist, rng, device)
-        labels = torch.arange(start, start + size, device=device) % num_classes if num_classes else None
-        chunks.append(G(z, labels))
-    G.train(was_training)
-    return torch.cat(chunks)
+    """``n`` samples from ``G`` in eval mode, with latents from a fixed seed (see ``generated_batches``)."""
+    return torch.cat(list(generated_batches(G, n, cfg.latent.dim, cfg.latent.dist, seed, device, num_classes,
+                                            batch)))
 
 
-def evaluate(state: GANState, data, cfg: Experiment) -> dict[str, float]:
-    """Mode statistics of the sampling generator (and of the raw one when an EMA is kept)."""
-    if not hasattr(data, "centers"):
-        return {}
-    device = next(state.G.parameters()).device
-    seed = derived_seed(cfg.train.seed, "eval")
-    generators = {"eval": state.sampler} | ({"eval_raw": state.G} if state.ema is not None else {})
+def eval_path(run: RunDir, step: int, raw: bool = False) -> Path:
+    return run.eval / f"step_{step:08d}{'_raw' if raw else ''}.json"
+
+
+def evaluate(state: GANState, evaluator: Evaluator, cfg: Experiment, run: RunDir) -> dict[str, float]:
+    """Metrics of the sampling generator (``eval/...``) and, when an EMA is kept, of the raw one
+    (``eval_raw/...``); each result is also written with its protocol to ``eval/step_N[_raw].json``."""
+    raw = state.ema is not None
+    generators = {"eval": (state.sampler, False)} | ({"eval_raw": (state.G, True)} if raw and cfg.eval.raw else {})
     results = {}
-    for prefix, G in generators.items():
-        stats = mode_statistics(generate(G, cfg.eval.samples, cfg, seed, device), data.centers, data.std)
-        results |= {f"{prefix}/{k}": v for k, v in stats.items()}
+    for prefix, (G, is_raw) in generators.items():
+        tic = time.perf_counter()
+        values = evaluator(G)
+        protocol = evaluator.protocol() | {"generator": "raw" if is_raw or not raw else "ema",
+                                           "seconds": time.perf_counter() - tic}
+        write_result(eval_path(run, state.step, is_raw), {"step": state.step, "values": values, "protocol": protocol})
+        results |= {f"{prefix}/{k}": v for k, v in values.items()}
     return results
 
 
@@ -346,6 +342,8 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
     loss = lookup(LOSSES, cfg.loss, "loss")
     reg = Regularizers.from_config(cfg)
     state = build_state(cfg, data, device)
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    evaluator = Evaluator.from_config(cfg, data, derived_seed(cfg.train.seed, "eval"), device, progress=show_bar)
     if resume:
         step, path = run.latest_checkpoint()
         try:
@@ -354,7 +352,6 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
             raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
     last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
     log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step)
-    show_bar = sys.stderr.isatty() if progress is None else progress
     print_lines = progress is None and not show_bar
     bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
     results: dict[str, float] = {}
@@ -380,10 +377,9 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
                     if print_lines:
                         print(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
                               f"  {values['steps_per_s']:.0f} steps/s", flush=True)
-                if due(step, cfg.eval.every, end):
-                    results = evaluate(state, data, cfg)
-                    if results:
-                        log.write(step, results)
+                if evaluator is not None and due(step, cfg.eval.every, end):
+                    results = evaluate(state, evaluator, cfg, run)
+                    log.write(step, results)
                 if cfg.log.samples_every and due(step, cfg.log.samples_every, end):
                     save_samples(state, data, cfg, run, log)
                 if due(step, cfg.checkpoint.every, end):

@@ -80,7 +80,8 @@ class RunDir:
         return found[-1]
 
 
-def _json_value(value):
+def json_value(value):
+    """A value as strict JSON allows it: numpy scalars as Python numbers, inf and nan as strings."""
     if isinstance(value, (np.floating, np.integer)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -110,7 +111,7 @@ class MetricsLog:
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, step: int, values: dict) -> None:
-        record = {"step": step, **{k: _json_value(v) for k, v in values.items()}}
+        record = {"step": step, **{k: json_value(v) for k, v in values.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:

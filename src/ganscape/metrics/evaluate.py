@@ -1,0 +1,283 @@
+"""Evaluating a generator: every metric from one stream of samples, and the protocol that produced them.
+
+``Evaluator`` holds what stays fixed across the evaluations of a run (the metrics, the reference set
+and its cached features, the Inception network and the protocol settings); calling it on a generator
+draws ``num_samples`` samples from fixed latents, passes them through Inception once for all of
+FID, IS, KID and precision/recall, and returns the values. ``protocol()`` is the full description
+of how they were computed (sample counts, reference split, Inception input and resizer, weights
+checksum, seed, library versions), written beside every result. ``evaluate`` does both in one call.
+
+Result keys: ``fid``; ``is_mean``, ``is_std``; ``kid_mean``, ``kid_std``; ``precision``, ``recall``;
+``msssim``; ``recon_mse``, ``recon_mse_std``; and for ``modes`` ``modes_covered``, ``num_modes``,
+``kl_to_uniform`` (plus ``high_quality_pct`` on 2-D mixtures).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import ganscape
+from ganscape.config import DataConfig, Experiment, MetricsConfig
+from ganscape.data import DATASETS
+from ganscape.errors import CheckpointError, ConfigError, lookup
+from ganscape.metrics.digit_classifier import METADATA, WEIGHTS_DIR, count_modes, load_digit_classifier
+from ganscape.metrics.features import INCEPTION_INPUTS, inception_features
+from ganscape.metrics.fid import fid_from_features
+from ganscape.metrics.inception import NO_LOGITS, build_inception, file_sha256, inception_weights_path
+from ganscape.metrics.inception_score import inception_score
+from ganscape.metrics.kid import kernel_inception_distance
+from ganscape.metrics.modes import mode_statistics
+from ganscape.metrics.msssim import msssim_diversity
+from ganscape.metrics.precision_recall import precision_recall
+from ganscape.metrics.reconstruction import reconstruction_error
+from ganscape.metrics.reference import cache_dir, reference_data_config, reference_features, subset_indices
+from ganscape.nets import conditioning_classes, sample_latent
+from ganscape.training.run import json_value
+
+METRICS = {
+    "fid": "Frechet Inception distance to the reference set (lower is better)",
+    "is": "Inception Score, mean and std over splits (needs weights with the classifier)",
+    "kid": "kernel Inception distance, unbiased MMD^2 averaged over subsets",
+    "pr": "improved precision and recall (k-nearest-neighbour manifolds)",
+    "msssim": "mean MS-SSIM of random pairs of samples (lower is more diverse)",
+    "recon": "reconstruction error of held-out reference images (Xiang & Li)",
+    "modes": "modes covered and KL to uniform (2-D mixtures, stacked digits)",
+}
+INCEPTION_METRICS = ("fid", "is", "kid", "pr")
+MODE_CLASSIFIERS = {"stacked_digits": "digits", "stacked_mnist": "mnist"}
+
+
+@torch.no_grad()
+def generated_batches(G: nn.Module, n: int, latent_dim: int, latent_dist: str, seed: int, device,
+                      num_classes: int = 0, batch_size: int = 1024) -> Iterator[torch.Tensor]:
+    """``n`` samples of ``G`` in eval mode, batch by batch, from latents of a fixed seed.
+
+    All ``n`` latents are drawn at once, so the samples do not depend on the batch size. A
+    class-conditional G gets the labels 0, 1, 2, ... in turn, so every class is shown equally.
+    """
+    z = sample_latent(n, latent_dim, latent_dist, torch.Generator(device).manual_seed(seed), device)
+    labels = torch.arange(n, device=device) % num_classes if num_classes else None
+    was_training = G.training
+    G.eval()
+    try:
+        for start in range(0, n, batch_size):
+            yield G(z[start:start + batch_size], None if labels is None else labels[start:start + batch_size])
+    finally:
+        G.train(was_training)
+
+
+def has_modes(data, data_cfg: DataConfig) -> bool:
+    return hasattr(data, "centers") or data_cfg.name in MODE_CLASSIFIERS
+
+
+def default_metrics(data, data_cfg: DataConfig) -> list[str]:
+    """What ``eval.metrics: []`` means: mode statistics where the data has modes, else nothing."""
+    return ["modes"] if has_modes(data, data_cfg) else []
+
+
+class Evaluator:
+    """The metrics of one protocol, ready to score any generator of the run's kind.
+
+    ``reference`` is the real data set the metrics compare against (its ``reference_cfg`` names it
+    in the protocol and the cache key); ``num_reference`` of its images form the reference set
+    (0: as many as ``num_samples``, capped at its size). The Inception network is built here, so
+    missing weights are reported before any work is done.
+    """
+
+    def __init__(self, metrics: list[str], reference, reference_cfg: DataConfig, *, latent_dim: int,
+                 latent_dist: str = "normal", num_classes: int = 0, num_samples: int = 10000,
+                 num_reference: int = 0, settings: MetricsConfig | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu", progress: bool = False):
+        for name in metrics:
+            lookup(METRICS, name, "metric")
+        self.metrics = list(dict.fromkeys(metrics))
+        self.reference, self.reference_cfg = reference, reference_cfg
+        self.latent_dim, self.latent_dist, self.num_classes = latent_dim, latent_dist, num_classes
+        self.num_samples, self.seed = num_samples, seed
+        self.settings = settings or MetricsConfig()
+        self.device, self.progress = torch.device(device), progress
+        self.num_reference = min(num_reference or num_samples, len(reference)) if hasattr(reference, "take") else 0
+        self._check_applicable()
+        self.inception = self.weights = None
+        if any(m in INCEPTION_METRICS for m in self.metrics):
+            self.weights = inception_weights_path(self.settings.inception_weights or None)
+            self.inception = build_inception(str(self.weights)).to(self.device)
+            if "is" in self.metrics and self.inception.fc is None:
+                raise CheckpointError(f"metric 'is': {self.weights} — {NO_LOGITS}")
+        self._reference_features = None
+
+    @classmethod
+    def from_config(cls, cfg: Experiment, data, seed: int, device, progress: bool = False,
+                    metrics: list[str] | None = None) -> "Evaluator | None":
+        """The evaluator of a run's config (``eval.*``, ``metrics.*``); None when there is nothing to evaluate.
+
+        ``data`` is the run's training data set; the reference set is built from it only when
+        the metrics need reference images (``eval.ref``, ``eval.ref_root``).
+        """
+        metrics = metrics if metrics is not None else (cfg.eval.metrics or default_metrics(data, cfg.data))
+        if not metrics:
+            return None
+        reference_cfg, reference = cfg.data, data
+        if any(m in INCEPTION_METRICS or m == "recon" for m in metrics):
+            reference_cfg = reference_data_config(cfg.data, cfg.eval.ref, cfg.eval.ref_root)
+            if replace(reference_cfg, flip=cfg.data.flip) != cfg.data:
+                reference = DATASETS[reference_cfg.name](reference_cfg)
+        return cls(metrics, reference, reference_cfg, latent_dim=cfg.latent.dim, latent_dist=cfg.latent.dist,
+                   num_classes=conditioning_classes(cfg, data), num_samples=cfg.eval.samples,
+                   num_reference=cfg.eval.ref_samples, settings=cfg.metrics, seed=seed, device=device,
+                   progress=progress)
+
+    def _check_applicable(self) -> None:
+        images = len(getattr(self.reference, "shape", ())) == 3
+        needs_images = [m for m in self.metrics if m != "modes"]
+        if needs_images and not images:
+            raise ConfigError(f"metrics {', '.join(needs_images)} need image data; {self.reference_cfg.name} "
+                              "has none (use eval.metrics=modes).")
+        if "modes" in self.metrics and not has_modes(self.reference, self.reference_cfg):
+            raise ConfigError(f"metric 'modes' needs a data set with known modes (2-D mixtures, "
+                              f"{', '.join(MODE_CLASSIFIERS)}), not {self.reference_cfg.name}.")
+        if any(m in INCEPTION_METRICS or m == "recon" for m in self.metrics) and not self.num_reference:
+            raise ConfigError(f"data set {self.reference_cfg.name} has no fixed images to compare against.")
+
+    def reference_features(self) -> torch.Tensor:
+        """Inception features of the reference images, from the on-disk cache when it has them."""
+        if self._reference_features is None:
+            self._reference_features, _ = reference_features(
+                self.reference, self.reference_cfg, self.num_reference, self.inception,
+                self.settings.inception_input, file_sha256(self.weights), cache_dir(self.settings.cache_dir),
+                self.settings.batch_size, self.progress)
+        return self._reference_features
+
+    def samples(self, G: nn.Module, n: int, batch_size: int) -> Iterator[torch.Tensor]:
+        return generated_batches(G, n, self.latent_dim, self.latent_dist, self.seed, self.device,
+                                 self.num_classes, batch_size)
+
+    def __call__(self, G: nn.Module) -> dict[str, float]:
+        """All metrics of ``G`` (moved to the evaluator's device for the call)."""
+        s = self.settings
+        values: dict[str, float] = {}
+        if self.inception is not None:
+            values |= self._inception_metrics(G)
+        if "msssim" in self.metrics:
+            images = torch.cat(list(self.samples(G, s.msssim_batch * s.msssim_batches, s.batch_size)))
+            values["msssim"] = msssim_diversity(images, s.msssim_batch, s.msssim_batches, seed=self.seed)
+        if "recon" in self.metrics:
+            index = subset_indices(len(self.reference), s.recon_images)
+            images, labels = self.reference.take(index)
+            result = reconstruction_error(G, images, self.latent_dim, self.latent_dist,
+                                          labels if self.num_classes else None, steps=s.recon_steps, lr=s.recon_lr,
+                                          restarts=s.recon_restarts, seed=self.seed, progress=self.progress)
+            values |= {"recon_mse": result["mse"], "recon_mse_std": result["mse_std"]}
+        if "modes" in self.metrics:
+            values |= self._modes(G)
+        return values
+
+    def _inception_metrics(self, G: nn.Module) -> dict[str, float]:
+        s = self.settings
+        with_logits = "is" in self.metrics
+        features, logits = inception_features(self.samples(G, self.num_samples, s.batch_size), self.inception,
+                                              s.inception_input, with_logits, total=self.num_samples,
+                                              desc="generated", progress=self.progress)
+        values: dict[str, float] = {}
+        if with_logits:
+            values["is_mean"], values["is_std"] = inception_score(logits, s.is_splits)
+        real = self.reference_features() if any(m in self.metrics for m in ("fid", "kid", "pr")) else None
+        if "fid" in self.metrics:
+            values["fid"] = fid_from_features(real, features)
+        if "kid" in self.metrics:
+            values["kid_mean"], values["kid_std"] = kernel_inception_distance(
+                real, features, s.kid_subsets, s.kid_subset_size, seed=self.seed)
+        if "pr" in self.metrics:
+            values |= precision_recall(real.to(self.device), features.to(self.device), k=s.pr_k)
+        return values
+
+    def _modes(self, G: nn.Module) -> dict[str, float]:
+        samples = torch.cat(list(self.samples(G, self.num_samples, 1024)))
+        if hasattr(self.reference, "centers"):
+            return mode_statistics(samples.cpu(), self.reference.centers, self.reference.std)
+        classifier = load_digit_classifier(MODE_CLASSIFIERS[self.reference_cfg.name]).to(self.device)
+        return count_modes(samples, classifier)
+
+    def protocol(self) -> dict:
+        """How the values were computed: enough to reproduce them, and to know when two are comparable."""
+        s = self.settings
+        protocol = {
+            "metrics": self.metrics,
+            "num_samples": self.num_samples,
+            "seed": self.seed,
+            "latent": {"dim": self.latent_dim, "dist": self.latent_dist},
+            "reference": self._reference_protocol(),
+            "ganscape_version": ganscape.__version__,
+            "torch_version": torch.__version__,
+            "device": str(self.device),
+        }
+        if self.inception is not None:
+            protocol["inception"] = {"weights_file": self.weights.name, "weights_sha256": file_sha256(self.weights),
+                                     "with_classifier": self.inception.fc is not None,
+                                     "input": s.inception_input, "resizer": INCEPTION_INPUTS[s.inception_input][1],
+                                     "batch_size": s.batch_size}
+        per_metric = {
+            "is": {"splits": s.is_splits, "logits": 1008},
+            "kid": {"subsets": s.kid_subsets, "subset_size": s.kid_subset_size, "kernel": "(x.y / d + 1)^3"},
+            "pr": {"k": s.pr_k},
+            "msssim": {"batch": s.msssim_batch, "batches": s.msssim_batches, "pairs": "all pairs per batch"},
+            "recon": {"images": min(s.recon_images, self.num_reference or s.recon_images), "steps": s.recon_steps,
+                      "lr": s.recon_lr, "restarts": s.recon_restarts, "optimizer": "rmsprop(alpha=0.9, eps=1e-6)",
+                      "init": "z = 0, then latent-distribution draws", "scale": "pixel-mean squared error on [0, 1]"},
+            "modes": self._modes_protocol(),
+        }
+        protocol |= {name: per_metric[name] for name in self.metrics if name in per_metric}
+        return protocol
+
+    def _reference_protocol(self) -> dict:
+        cfg = self.reference_cfg
+        if not any(m in INCEPTION_METRICS or m == "recon" for m in self.metrics):
+            return {"dataset": cfg.name}
+        count = len(self.reference)
+        subset = ("all images" if self.num_reference == count
+                  else "the first num_images in the fixed SHA-256 order of ganscape.metrics.reference")
+        return {"dataset": cfg.name, "root": cfg.root, "split": cfg.split, "resolution": cfg.resolution,
+                "images_in_split": count, "num_images": self.num_reference, "subset": subset}
+
+    def _modes_protocol(self) -> dict:
+        if hasattr(self.reference, "centers"):
+            return {"kind": "2-D mixture", "samples": self.num_samples,
+                    "rule": "covered: >= 1% of samples within 3 std of the centre"}
+        kind = MODE_CLASSIFIERS.get(self.reference_cfg.name)
+        if kind is None:
+            return {}
+        record = json.loads((WEIGHTS_DIR / METADATA).read_text())[kind]
+        return {"kind": "stacked digits", "classifier": kind, "classifier_sha256": record["sha256"],
+                "classifier_held_out_accuracy": record["held_out_accuracy"], "samples": self.num_samples}
+
+
+def evaluate(generator: nn.Module, dataset, metrics: list[str], num_samples: int = 10000, *,
+             dataset_cfg: DataConfig, latent_dim: int, latent_dist: str = "normal", num_classes: int = 0,
+             **options) -> dict:
+    """Score ``generator`` against ``dataset`` in one call: ``{"values": {...}, "protocol": {...}}``.
+
+    ``options`` are those of :class:`Evaluator` (``num_reference``, ``settings``, ``seed``, ``device``,
+    ``progress``). For repeated evaluations build one Evaluator: it keeps the reference features.
+    """
+    evaluator = Evaluator(metrics, dataset, dataset_cfg, latent_dim=latent_dim, latent_dist=latent_dist,
+                          num_classes=num_classes, num_samples=num_samples, **options)
+    tic = time.perf_counter()
+    values = evaluator(generator)
+    return {"values": values, "protocol": evaluator.protocol() | {"seconds": time.perf_counter() - tic}}
+
+
+def write_result(path: Path, result: dict) -> Path:
+    """Write an evaluation result as strict JSON (inf and nan as strings), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    result = result | {"values": {k: json_value(v) for k, v in result["values"].items()}}
+    tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
