@@ -35,6 +35,7 @@ from ganscape.metrics.fid import fid_from_features
 from ganscape.metrics.inception import build_inception, file_sha256, inception_weights_path
 from ganscape.metrics.kid import kernel_inception_distance
 from ganscape.metrics.reference import reference_images, subset_indices
+from torch_fidelity_inputs import Uint8Images, torch_fidelity_weights
 
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 
@@ -58,28 +59,6 @@ def run_ganscape(images: list[torch.Tensor], weights: Path, batch_size: int) -> 
     kid_mean, kid_std = kernel_inception_distance(*features, num_subsets=KID_SUBSETS,
                                                   subset_size=min(KID_SUBSET_SIZE, *map(len, images)))
     return {"fid": fid, "kid_mean": kid_mean, "kid_std": kid_std, "wall_s": time.perf_counter() - tic}
-
-
-def torch_fidelity_weights(weights: Path, folder: Path) -> Path:
-    """The weights as the pytorch-style state dict (with a classifier) that torch-fidelity loads."""
-    state = build_inception(str(weights)).state_dict()
-    if "fc.weight" not in state:
-        fc = torch.nn.Linear(2048, 1008)
-        state |= {"fc.weight": fc.weight.detach().clone(), "fc.bias": fc.bias.detach().clone()}
-    path = folder / "inception-for-torch-fidelity.pth"
-    torch.save(state, path)
-    return path
-
-
-class Uint8Images(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
 
 
 def run_torch_fidelity(images: list[torch.Tensor], weights: Path, batch_size: int) -> dict:

@@ -54,9 +54,9 @@ from ganscape.data.images import InMemoryImages
 from ganscape.metrics.evaluate import Evaluator
 from ganscape.metrics.features import batched, inception_features, to_uint8
 from ganscape.metrics.fid import fid_from_features
-from ganscape.metrics.inception import build_inception, inception_weights_path
-from ganscape.metrics.reference import file_sha256
+from ganscape.metrics.inception import file_sha256, inception_weights_path
 from ganscape.nets import ARCHITECTURES
+from torch_fidelity_inputs import Uint8Images, torch_fidelity_weights
 
 LATENT_DIM = 128
 SHAPE = (3, 32, 32)
@@ -90,30 +90,6 @@ class Uint8Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return to_uint8(self.G(z))
-
-
-class Uint8Images(torch.utils.data.Dataset):
-    """In-memory uint8 images (N, 3, H, W), one (3, H, W) tensor per item, for torch-fidelity."""
-
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
-
-
-def torch_fidelity_weights(weights: Path, folder: Path) -> Path:
-    """The weights as the pytorch-style state dict (with a classifier) that torch-fidelity loads."""
-    state = build_inception(str(weights)).state_dict()
-    if "fc.weight" not in state:
-        classifier = nn.Linear(2048, 1008)
-        state |= {"fc.weight": classifier.weight.detach().clone(), "fc.bias": classifier.bias.detach().clone()}
-    path = folder / "inception-for-torch-fidelity.pth"
-    torch.save(state, path)
-    return path
 
 
 def synchronize(device: torch.device) -> None:

@@ -51,6 +51,15 @@ def print_summary(summary: dict) -> None:
                                               for k, v in results.items()))
 
 
+def check_override_keys(overrides: list[str], prefixes: tuple[str, ...], why: str) -> None:
+    """Refuse overrides of keys outside ``prefixes`` (a run's config is fixed once it has started)."""
+    for item in overrides:
+        key = item.partition("=")[0]
+        if "=" not in item or not key.startswith(prefixes):
+            raise ConfigError(f"cannot change {key!r} {why}. Keys that may change here: "
+                              f"{', '.join(p + '*' for p in prefixes)}.")
+
+
 def cmd_train(args) -> int:
     from ganscape.config import load_config
     from ganscape.training.loop import train
@@ -69,11 +78,7 @@ def cmd_resume(args) -> int:
     from ganscape.training.run import RunDir
 
     run = RunDir.open(args.run_dir)
-    for item in args.overrides:
-        key = item.partition("=")[0]
-        if "=" not in item or not key.startswith(RESUMABLE_PREFIXES):
-            raise ConfigError(f"cannot change {key!r} when resuming: it would change the run. "
-                              f"Resumable keys: {', '.join(RESUMABLE_PREFIXES)}*.")
+    check_override_keys(args.overrides, RESUMABLE_PREFIXES, "when resuming: it would change the run")
     cfg = run.read_config(args.overrides)
     step, path = run.latest_checkpoint()
     if step >= cfg.train.steps:
@@ -97,11 +102,7 @@ def cmd_eval(args) -> int:
     from ganscape.training.run import RunDir
 
     run = RunDir.open(args.run_dir)
-    for item in args.overrides:
-        key = item.partition("=")[0]
-        if "=" not in item or not key.startswith(EVAL_PREFIXES):
-            raise ConfigError(f"ganscape eval takes only {', '.join(p + '*' for p in EVAL_PREFIXES)} overrides, "
-                              f"not {item!r}.")
+    check_override_keys(args.overrides, EVAL_PREFIXES, "in ganscape eval: it describes the run, not its evaluation")
     flags = [f"eval.metrics=[{args.metrics}]"] if args.metrics else []
     flags += [f"eval.{key}={value}" for key, value in (("samples", args.samples), ("ref", args.ref),
                                                         ("ref_root", args.ref_root), ("ref_samples", args.ref_samples))
