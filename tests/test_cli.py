@@ -1,10 +1,8 @@
 """The ganscape command, end to end."""
 
-import json
 import subprocess
 import sys
 
-import pytest
 
 from ganscape.cli import main
 from ganscape.training.checkpoint import list_checkpoints

@@ -11,6 +11,7 @@
     ganscape data download cifar10 [--root DIR]  fetch a data set's archive (checks its MD5)
     ganscape data download inception             fetch the FID Inception weights into the cache
     ganscape data info NAME [key=value ...]      build a data set and describe it
+    ganscape dynamics dirac|table|spectrum ...  Dirac-GAN eigenvalues, the paper's table, a run's spectrum
 """
 
 from __future__ import annotations
@@ -308,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.root=DIR")
     info.set_defaults(func=cmd_data_info)
 
+    from ganscape.dynamics.cli import add_dynamics_parser
 
+    add_dynamics_parser(commands)
     return parser
 
 
