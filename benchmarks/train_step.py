@@ -19,17 +19,18 @@ import torch
 from ganscape.config import load_config
 from ganscape.data import build_dataset
 from ganscape.errors import ConfigWarning
-from ganscape.objectives.losses import LOSSES
-from ganscape.training.loop import Regularizers, build_state, train_step
+from ganscape.objectives.objective import Objective
+from ganscape.training.state import build_state
+from ganscape.training.step import train_step
 
 CASES = {
     "plain": [],
     "D spectral norm": ["d.norm=spectral"],
     "D layer norm": ["d.norm=layer"],
     "G and D weight norm": ["g.norm=weight", "d.norm=weight"],
-    "wgan_gp": ["penalty.name=wgan_gp"],
-    "r1": ["penalty.name=r1"],
-    "instance noise": ["penalty.name=instance_noise"],
+    "wgan_gp": ["penalty=wgan_gp"],
+    "r1": ["penalty=r1"],
+    "instance noise": ["penalty=instance_noise"],
     "n_disc 5": ["train.n_disc=5"],
     "no EMA": ["train.ema=0"],
 }
@@ -39,14 +40,14 @@ def steps_per_second(overrides: list[str], steps: int) -> float:
     cfg = load_config(None, overrides)
     data = build_dataset(cfg)
     state = build_state(cfg, data, torch.device("cpu"))
-    loss, reg = LOSSES[cfg.loss], Regularizers.from_config(cfg)
+    objective = Objective.from_config(cfg)
     for _ in range(20):
-        train_step(state, data, loss, reg, cfg)
+        train_step(state, data, objective, cfg)
     best = float("inf")
     for _ in range(3):
         tic = time.perf_counter()
         for _ in range(steps):
-            train_step(state, data, loss, reg, cfg)
+            train_step(state, data, objective, cfg)
         best = min(best, time.perf_counter() - tic)
     return steps / best
 

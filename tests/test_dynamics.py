@@ -35,7 +35,7 @@ PAPER_CONVERGENT = {"consensus optimization", "instance noise", "R1", "R2"}
 
 
 def eigs(loss="minimax", penalties=(), weights=(), consensus=0.0, dim=1):
-    return analyse(Dynamics(dirac_gan(loss, penalties, weights, dim), consensus)).eigenvalues
+    return analyse(Dynamics(dirac_gan(loss, dict(zip(penalties, weights)), dim), consensus)).eigenvalues
 
 
 def assert_same_values(actual, expected, atol=1e-10):
@@ -113,7 +113,7 @@ def test_a_new_registered_loss_is_analysed_through_the_registry(monkeypatch):
 
 
 def test_d_dimensional_game_repeats_each_eigenvalue_d_times():
-    analysis = analyse(Dynamics(dirac_gan("minimax", ["r1"], [0.3], dim=3)))
+    analysis = analyse(Dynamics(dirac_gan("minimax", "r1:0.3", dim=3)))
     assert analysis.jacobian.shape == (6, 6)
     assert_same_values(analysis.eigenvalues, 3 * pair(-0.15, 0.3 ** 2 / 4 - 0.25), atol=1e-8)
     assert format_eigenvalues(analysis.eigenvalues) == "−0.15 ± 0.477i (×3)"
@@ -121,7 +121,7 @@ def test_d_dimensional_game_repeats_each_eigenvalue_d_times():
 
 def test_wgan_gp_field_is_discontinuous_at_psi_zero_and_its_jacobian_undefined():
     lam = 0.35
-    dynamics = Dynamics(dirac_gan("wgan", ["wgan_gp"], [lam]))
+    dynamics = Dynamics(dirac_gan("wgan", {"wgan_gp": lam}))
     for theta, psi in [(0.5, 0.3), (-0.4, -0.8), (0.2, 1e-9), (0.2, -1e-9)]:
         v = dynamics.field(torch.tensor([theta, psi], dtype=torch.float64)).detach().numpy()
         # v = (psi, -theta - 2 lam (|psi| - 1) sign(psi)): a jump of 4 lam across psi = 0
@@ -140,7 +140,7 @@ def test_wgan_gp_field_is_discontinuous_at_psi_zero_and_its_jacobian_undefined()
                                                            (("instance_noise",), (0.7,), 0.0), ((), (), 1.0)])
 @pytest.mark.parametrize("lr", [0.2, 1.5])
 def test_simultaneous_update_has_eigenvalues_one_plus_h_lambda(penalties, weights, consensus, lr):
-    dynamics = Dynamics(dirac_gan("minimax", penalties, weights), consensus)
+    dynamics = Dynamics(dirac_gan("minimax", dict(zip(penalties, weights))), consensus)
     analysis = analyse(dynamics, lr)
     step = jacobian(update_map(dynamics, lr, "simultaneous"), dynamics.game.equilibrium())
     assert_same_values(np.linalg.eigvals(step), 1 + lr * analysis.eigenvalues, atol=1e-8)
@@ -187,22 +187,22 @@ def test_alternating_gd_cycles_without_regularization():
 
 
 def test_r1_trajectory_converges_from_one_one():
-    trajectory = simulate(Dynamics(dirac_gan("minimax", ["r1"], [0.3])), (1, 1), 0.2, 500, "alternating")
+    trajectory = simulate(Dynamics(dirac_gan("minimax", "r1:0.3")), (1, 1), 0.2, 500, "alternating")
     assert trajectory.points.shape == (501, 2) and trajectory.points.dtype == np.float64
     np.testing.assert_array_equal(trajectory.points[0], [1.0, 1.0])
     assert trajectory.converged and 0 < trajectory.reached_at < 500 and trajectory.final_distance < 1e-3
 
 
 def test_wgan_gp_and_clipping_do_not_converge():
-    gp = simulate(Dynamics(dirac_gan("wgan", ["wgan_gp"], [0.35])), (1, 1), 0.2, 500)
+    gp = simulate(Dynamics(dirac_gan("wgan", "wgan_gp:0.35")), (1, 1), 0.2, 500)
     assert not gp.converged and gp.distances[-100:].min() > 0.5
-    clipped = simulate(Dynamics(dirac_gan("wgan", ["wgan_clip"], [0.5])), (1, 0.2), 0.2, 300, "alternating", 5)
+    clipped = simulate(Dynamics(dirac_gan("wgan", "wgan_clip:0.5")), (1, 0.2), 0.2, 300, "alternating", 5)
     assert np.abs(clipped.points[:, 1]).max() == pytest.approx(0.5)  # psi is clipped to the bound
     assert not clipped.converged
 
 
 def test_vector_field_picture_is_a_png(tmp_path):
-    dynamics = Dynamics(dirac_gan("ns", ["r1"], [0.3]))
+    dynamics = Dynamics(dirac_gan("ns", "r1:0.3"))
     path = plot_dynamics(dynamics, tmp_path / "pic" / "field.png", "R1",
                          simulate(dynamics, (1, 1), 0.2, 50, "alternating"), resolution=9)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -249,7 +249,7 @@ def test_markdown_table_lists_every_method_with_its_verdict():
 
 def test_dirac_command_json(tmp_path, capsys):
     png = tmp_path / "field.png"
-    args = ["dynamics", "dirac", "--loss", "ns", "--penalty", "r1", "--penalty-weight", "1.0", "--lr", "0.1",
+    args = ["dynamics", "dirac", "--loss", "ns", "--penalty", "r1:1.0", "--lr", "0.1",
             "--steps", "300", "--json", "--plot", str(png)]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
@@ -273,7 +273,7 @@ def test_dirac_command_without_lr_and_other_schemes(capsys):
     result = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose(sorted(result["eigenvalues"]), [[-0.25, -0.5], [-0.25, 0.5]], atol=1e-10)
     assert result["simultaneous_converges"] is True
-    assert main(["dynamics", "dirac", "--loss", "ns", "--penalty", "instance_noise", "--penalty-weight", "0.7"]) == 0
+    assert main(["dynamics", "dirac", "--loss", "ns", "--penalty", "instance_noise:0.7"]) == 0
     out = capsys.readouterr().out
     assert "eigenvalues: −0.1225 ± 0.4848i" in out and "continuous-time gradient flow: converges" in out
 
@@ -282,7 +282,7 @@ def test_dirac_command_json_is_strict_where_the_jacobian_is_undefined(capsys):
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
 
-    assert main(["dynamics", "dirac", "--loss", "wgan", "--penalty", "wgan_gp", "--penalty-weight", "0.35",
+    assert main(["dynamics", "dirac", "--loss", "wgan", "--penalty", "wgan_gp:0.35",
                  "--lr", "0.2", "--steps", "50", "--json"]) == 0
     result = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert result["eigenvalues"] == [[None, None], [None, None]] and result["jacobian"][0][1] is None
@@ -292,10 +292,11 @@ def test_dirac_command_json_is_strict_where_the_jacobian_is_undefined(capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--loss", "hingee"], "unknown loss 'hingee'. Did you mean 'hinge'? Known: hinge, ls, minimax, ns, wgan."),
-    (["--penalty", "r3"], "unknown penalty 'r3'. Did you mean 'r2'? Known: dragan, instance_noise, l2"),
+    (["--penalty", "r3"], "unknown penalty 'r3'. Did you mean 'r2'? Valid: dragan, instance_noise, l2"),
     (["--penalty", "l2"], "Penalties on the Dirac-GAN: wgan_gp, dragan, r1, r2, instance_noise, wgan_clip."),
-    (["--penalty", "r1", "--penalty-weight", "1", "--penalty-weight", "2"], "2 penalty weights for 1 penalties"),
-    (["--penalty", "r1", "--penalty-weight", "-1"], "penalty weights must be finite and > 0"),
+    (["--penalty", "r1:1", "--penalty", "r1:2"], "a penalty is listed twice: r1, r1"),
+    (["--penalty", "r1:-1"], "penalty weights must be finite and > 0, got r1:-1.0"),
+    (["--penalty", "r1:"], "'r1:' is not a penalty; give each penalty as name or name:weight"),
     (["--lr", "0"], "the learning rate must be > 0"),
 ])
 def test_dirac_command_errors(args, message, capsys):
@@ -320,7 +321,7 @@ def test_matrix_free_spectrum_recovers_the_dirac_eigenvalues(monkeypatch, penalt
 
     monkeypatch.setattr(spectrum_module, "dense_jacobian", no_dense)
     x = torch.zeros(32, dtype=torch.float64, requires_grad=True)  # d = 16: n = 32 parameters
-    v = Dynamics(dirac_gan("minimax", penalties, weights, dim=16), consensus).field(x)
+    v = Dynamics(dirac_gan("minimax", dict(zip(penalties, weights)), dim=16), consensus).field(x)
     largest_magnitude, largest_real = leading_eigenvalues(v, [x], 5, dense_limit=0)
     assert len(largest_magnitude) == len(largest_real) == 5
     for values, expected in ((largest_magnitude, magnitude), (largest_real, real)):
@@ -333,7 +334,7 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("dynamics")
     args = [f"run.root={root}", "run.name=tiny", "train.steps=10", "train.batch_size=64", "g.width=16", "d.width=16",
             "g.depth=1", "d.depth=1", "latent.dim=4", "eval.every=10", "eval.samples=200", "log.samples_every=0",
-            "checkpoint.every=5", "log.tensorboard=false", "penalty.name=r1", "penalty.weight=1"]
+            "checkpoint.every=5", "log.tensorboard=false", "penalty=r1:1"]
     assert main(["train", *args]) == 0
     return root / "tiny"
 

@@ -9,28 +9,58 @@ import torch
 from ganscape.cli import main
 from ganscape.config import load_config
 from ganscape.errors import ConfigError, ConfigWarning
+from ganscape.config import dump_yaml
+from ganscape.objectives.objective import Objective
 from ganscape.objectives.penalties import PENALTIES
 from ganscape.training.checkpoint import load_checkpoint
-from ganscape.training.loop import Regularizers, train
+from ganscape.training.loop import train
 from ganscape.training.run import RunDir, read_metrics
 
 
-def test_penalty_config_lists_and_defaults():
-    cfg = load_config(None, ["penalty.name=wgan_gp,l2", "penalty.weight=1,0.01"])
-    assert cfg.penalty.name == ["wgan_gp", "l2"] and cfg.penalty.weight == [1.0, 0.01]
-    assert load_config(None, ["penalty.name=none"]).penalty.name == []
-    reg = Regularizers.from_config(load_config(None, ["loss=wgan", "penalty.name=r1,ortho,instance_noise,wgan_clip"]))
-    assert reg.d_terms == (("r1", PENALTIES["r1"].default_weight),)
-    assert reg.g_terms == (("ortho", PENALTIES["ortho"].default_weight),)
-    assert reg.noise_std == PENALTIES["instance_noise"].default_weight
-    assert reg.clip == PENALTIES["wgan_clip"].default_weight
+def terms(cfg):
+    return [(t.name, t.weight) for t in cfg.penalty.use]
+
+
+def test_penalty_list_forms_and_defaults(tmp_path):
+    """Every written form gives the same list; a bare name takes the registry's default weight."""
+    expected = [("wgan_gp", 1.0), ("l2", 0.01)]
+    for overrides in (["penalty=wgan_gp:1,l2:0.01"], ["penalty.use=wgan_gp:1,l2"], ["penalty=wgan_gp: 1, l2"], ["penalty=[wgan_gp:1, l2]"],
+                      ["penalty=[{name: wgan_gp, weight: 1}, {name: l2}]"], ["penalty=[wgan_gp: 1, l2: 0.01]"], ["penalty={wgan_gp: 1, l2: 0.01}"]):
+        assert terms(load_config(None, overrides)) == expected, overrides
+    assert terms(load_config(None, ["penalty=none"])) == terms(load_config(None, ["penalty="])) == []
+    assert terms(load_config(None, ["penalty=r1"])) == [("r1", PENALTIES["r1"].default_weight)]
+    preset = tmp_path / "p.yaml"
+    preset.write_text("penalty: {use: [dragan:2], pixel_scale: unit}\n")
+    cfg = load_config(preset, ["penalty=r1:3"])  # the shorthand replaces the list, keeps the other settings
+    assert terms(cfg) == [("r1", 3.0)] and cfg.penalty.pixel_scale == "unit"
+    (tmp_path / "resolved.yaml").write_text(dump_yaml(cfg))  # the resolved form reads back the same
+    assert load_config(tmp_path / "resolved.yaml").penalty == cfg.penalty
+
+
+def test_objective_sorts_penalties_by_kind_with_their_weights():
+    cfg = load_config(None, ["loss=wgan", "penalty=r1,ortho:0.5,instance_noise,wgan_clip:0.2"])
+    objective = Objective.from_config(cfg)
+    assert [(p.name, w) for p, w in objective.of_kind("d_loss")] == [("r1", PENALTIES["r1"].default_weight)]
+    assert [(p.name, w) for p, w in objective.of_kind("g_loss")] == [("ortho", 0.5)]
+    assert objective.weight("instance_noise") == PENALTIES["instance_noise"].default_weight
+    assert objective.weight("wgan_clip") == 0.2 and objective.weight("l2") == 0
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["penalty.name=r3"], r"penalty.name: unknown choice 'r3'. Did you mean 'r[12]'\?.*Valid: dragan, instance_noise"),
-    (["penalty.name=r1,r2", "penalty.weight=1"], r"penalty.weight has 1 values for 2 penalties"),
-    (["penalty.name=r1,r1"], r"lists a penalty twice"),
-    (["penalty.name=r1", "penalty.weight=-1"], r"penalty.weight must be > 0.0, got -1.0"),
+    (["penalty=r3"], r"penalty.use\[0\]: unknown penalty 'r3'. Did you mean 'r[12]'\?.*Valid: dragan, instance_noise"),
+    (["penalty=r1,r1:2"], r"penalty: r1 listed twice"),
+    (["penalty=r1:-1"], r"penalty.use\[0\].weight must be > 0.0, got -1.0"),
+    (["penalty=r1:"], r"penalty.use\[0\]: 'r1:' is not a penalty; give each penalty as name or name:weight"),
+    (["penalty=l2,r1:"], r"penalty.use\[1\]: 'r1:' is not a penalty"),
+    (["penalty=[r1:]"], r"'r1:' has no weight after the colon"),
+    (["penalty=:1"], r"':1' is not a penalty"),
+    (["penalty=r1:1:2"], r"'r1:1:2' is not a penalty"),
+    (["penalty=r1:abc"], r"the weight of r1 must be float, got 'abc'"),
+    (["penalty=[{name: r1, gain: 2}]"], r"is not a penalty"),
+    (["penalty.name=r1"], r"penalty.name and penalty.weight were replaced by one list"),
+    (["penalty.weight=1"], r"penalty=wgan_gp:1,l2:0.01 on the command line"),
+    (["penalty.r1=1"], r"list penalties with their weights, e.g. penalty=r1:1"),
+    (["penalty.pixel_scale=pixels"], r"penalty.pixel_scale: unknown choice 'pixels'.*Valid: data, unit"),
     (["g.norm=spectral"], r"g.norm: 'spectral' is a discriminator normalization; for the generator use one of: "
                           r"batch, none, weight"),
     (["d.norm=instance"], r"instance normalization needs spatial feature maps"),
@@ -42,10 +72,13 @@ def test_invalid_landscape_configs_are_refused(overrides, message):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["d.norm=batch", "penalty.name=wgan_gp"], "batch norm in the discriminator with a gradient penalty"),
+    (["d.norm=batch", "penalty=wgan_gp"], "batch norm in the discriminator with a gradient penalty"),
+    (["d.norm=batch", "penalty=r2"], "batch norm in the discriminator with a gradient penalty"),
     (["loss=wgan"], "unconstrained critic"),
-    (["penalty.name=wgan_clip"], "wgan_clip is the Wasserstein critic's constraint"),
-    (["penalty.noise_anneal_steps=100"], "has no effect without penalty.name=instance_noise"),
+    (["loss=wgan", "penalty=r1"], "unconstrained critic"),
+    (["penalty=wgan_clip"], "wgan_clip is the Wasserstein critic's constraint"),
+    (["penalty.noise_anneal_steps=100"], "has no effect without the instance_noise penalty"),
+    (["penalty.pixel_scale=unit", "penalty=l2"], "has no effect without a gradient penalty"),
 ])
 def test_ill_advised_combinations_warn_but_load(overrides, message):
     with pytest.warns(ConfigWarning, match=message):
@@ -55,9 +88,12 @@ def test_ill_advised_combinations_warn_but_load(overrides, message):
 def test_sound_combinations_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConfigWarning)
-        load_config(None, ["loss=wgan", "penalty.name=wgan_gp"])
+        load_config(None, ["loss=wgan", "penalty=wgan_gp"])
+        load_config(None, ["loss=wgan", "penalty=dragan"])
+        load_config(None, ["loss=wgan", "penalty=wgan_clip"])
         load_config(None, ["loss=wgan", "d.norm=spectral"])
-        load_config(None, ["d.norm=layer", "penalty.name=dragan"])
+        load_config(None, ["d.norm=layer", "penalty=dragan", "penalty.pixel_scale=unit"])
+        load_config(None, ["d.norm=batch", "penalty=l2"])
 
 
 def test_cli_prints_warnings_once_and_clearly(capsys):
@@ -65,10 +101,9 @@ def test_cli_prints_warnings_once_and_clearly(capsys):
     assert "ganscape: warning: the wgan loss with an unconstrained critic" in capsys.readouterr().err
 
 
-PENALTY_RUNS = [["penalty.name=wgan_gp"], ["penalty.name=dragan"], ["penalty.name=r1"], ["penalty.name=r2"],
-                ["penalty.name=l2"], ["penalty.name=ortho"], ["penalty.name=instance_noise",
-                                                              "penalty.noise_anneal_steps=10"],
-                ["loss=wgan", "penalty.name=wgan_clip"], ["d.norm=spectral", "penalty.name=r1,l2"],
+PENALTY_RUNS = [["penalty=wgan_gp"], ["penalty=dragan"], ["penalty=r1"], ["penalty=r2"],
+                ["penalty=l2"], ["penalty=ortho"], ["penalty=instance_noise", "penalty.noise_anneal_steps=10"],
+                ["loss=wgan", "penalty=wgan_clip"], ["d.norm=spectral", "penalty=r1,l2"],
                 ["g.norm=weight", "d.norm=weight"], ["g.norm=batch", "d.norm=layer"]]
 
 
@@ -79,12 +114,13 @@ def test_every_part_trains_and_logs_its_penalty(tiny, extra):
     summary = train(cfg, run, progress=False)
     assert summary["step"] == 12
     logged = [row for row in read_metrics(run) if "d_loss" in row][-1]
-    for name, _ in Regularizers.from_config(cfg).d_terms + Regularizers.from_config(cfg).g_terms:
-        assert f"penalty/{name}" in logged and logged[f"penalty/{name}"] >= 0
+    for penalty, _ in Objective.from_config(cfg).penalties:
+        if penalty.kind in ("d_loss", "g_loss"):
+            assert f"penalty/{penalty.name}" in logged and logged[f"penalty/{penalty.name}"] >= 0
 
 
 def test_wgan_clip_keeps_every_discriminator_weight_in_bounds(tiny):
-    cfg = load_config(None, tiny + ["train.steps=10", "loss=wgan", "penalty.name=wgan_clip", "penalty.weight=0.02"])
+    cfg = load_config(None, tiny + ["train.steps=10", "loss=wgan", "penalty=wgan_clip:0.02"])
     run = RunDir.create(cfg)
     train(cfg, run, progress=False)
     D = load_checkpoint(run.latest_checkpoint()[1])["D"]
@@ -93,7 +129,7 @@ def test_wgan_clip_keeps_every_discriminator_weight_in_bounds(tiny):
 
 def test_penalty_changes_the_trajectory(tiny):
     finals = []
-    for name, extra in (("plain", []), ("gp", ["penalty.name=wgan_gp"])):
+    for name, extra in (("plain", []), ("gp", ["penalty=wgan_gp"])):
         cfg = load_config(None, tiny + ["train.steps=5", f"run.name={name}"] + extra)
         run = RunDir.create(cfg)
         train(cfg, run, progress=False)
@@ -102,7 +138,7 @@ def test_penalty_changes_the_trajectory(tiny):
 
 
 def test_resume_with_penalties_and_noise_is_bit_identical(tiny):
-    extra = ["penalty.name=wgan_gp,instance_noise", "penalty.weight=1,0.1", "d.norm=spectral",
+    extra = ["penalty=wgan_gp:1,instance_noise:0.1", "d.norm=spectral",
              "g.norm=weight", "train.steps=20"]
     states = []
     for name, until in (("straight", None), ("halves", 10)):
@@ -133,7 +169,7 @@ def test_grid_end_to_end(tmp_path, capsys):
     assert all(r["status"] == "ok" and 0 <= int(r["modes_covered"]) <= 8 for r in rows)
     # The cell's weight reached the run's config.
     r1_run = next(r["run_dir"] for r in rows if r["penalty"] == "r1:0.5")
-    assert load_config(f"{r1_run}/config.yaml").penalty.weight == [0.5]
+    assert terms(load_config(f"{r1_run}/config.yaml")) == [("r1", 0.5)]
     assert (out / "grid.md").read_text().count("\n") == 2 + 8
     assert (out / "grid.png").stat().st_size > 10_000
 
@@ -143,3 +179,10 @@ def test_grid_validates_every_cell_before_training(tmp_path, capsys):
                  "--out", str(tmp_path / "g")]) == 2
     assert "grid cell ns-nope-none" in capsys.readouterr().err
     assert not (tmp_path / "g" / "runs").exists()
+
+
+def test_unit_pixel_scale_needs_image_data(tiny):
+    cfg = load_config(None, tiny + ["penalty=r1", "penalty.pixel_scale=unit"])
+    with pytest.raises(ConfigError, match="pixel_scale=unit measures gradient penalties on images in \\[0, 1\\]; "
+                                          "ring8 is not image data"):
+        train(cfg, RunDir.create(cfg), progress=False)

@@ -93,6 +93,66 @@ def test_spectral_gradient_flows_through_w_and_sigma_with_u_and_v_fixed():
     torch.testing.assert_close(layer.weight.grad, w.grad)
 
 
+@pytest.mark.parametrize("case", ["linear", "conv"])
+def test_spectral_norm_matches_torch_parametrization_started_from_the_same_u(case):
+    """torch.nn.utils.parametrizations.spectral_norm (one power iteration, eps 1e-12) keeps u and v, and
+    per training forward sets u = normalize(W v), v = normalize(W^T u), sigma = u.W v. Ours keeps u only
+    and first takes v = normalize(W^T u) with the current W (Miyato et al.'s Algorithm 1, compare_gan);
+    torch's v was computed with the previous step's W. So torch's v is set to normalize(W^T u) before
+    each forward: then outputs, gradients and u must agree over steps in which the weight changes, and
+    neither may move u in eval mode."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    torch.manual_seed(5)
+    ours, x = SPECTRAL_CASES[case]()
+    ours = ours.double()
+    x = x.double()
+    plain = nn.Linear(32, 64) if case == "linear" else nn.Conv2d(16, 8, 3)
+    plain = plain.double()
+    with torch.no_grad():
+        plain.weight.copy_(ours.weight)
+        plain.bias.copy_(ours.bias)
+    theirs = spectral_norm(plain, n_power_iterations=1, eps=1e-12)
+    param = theirs.parametrizations.weight
+    with torch.no_grad():
+        param[0]._u.copy_(ours.u)
+    for _ in range(4):
+        with torch.no_grad():
+            param[0]._v.copy_(F.normalize(as_matrix(ours.weight, ours).T @ param[0]._u, dim=0, eps=1e-12))
+        out, expected = ours(x), theirs(x)
+        torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ours.u, param[0]._u, rtol=1e-10, atol=1e-12)
+        ours.weight.grad = param.original.grad = None
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        (expected * torch.arange(expected.numel()).view_as(expected)).sum().backward()
+        torch.testing.assert_close(ours.weight.grad, param.original.grad, rtol=1e-9, atol=1e-11)
+        with torch.no_grad():  # a step of training changes W, and u must follow it
+            step = 0.3 * torch.randn_like(ours.weight)
+            ours.weight.add_(step)
+            param.original.add_(step)
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        param[0]._v.copy_(F.normalize(as_matrix(ours.weight, ours).T @ param[0]._u, dim=0, eps=1e-12))
+    u_ours, u_theirs = ours.u.clone(), param[0]._u.clone()
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-10, atol=1e-12)
+    assert torch.equal(ours.u, u_ours) and torch.equal(param[0]._u, u_theirs)
+
+
+def test_spectral_norm_refines_u_by_exactly_one_power_iteration_per_training_forward():
+    """u_new = normalize(W normalize(W^T u_old)), written out; sigma = u_new.W v with v = normalize(W^T u_new)
+    (so the normalized weight is W / sigma); and the estimate approaches torch.linalg.svdvals."""
+    torch.manual_seed(6)
+    layer, x = SPECTRAL_CASES["linear"]()
+    w = layer.weight.detach()
+    u_old = layer.u.clone()
+    layer(x)
+    u_new = F.normalize(w @ F.normalize(w.T @ u_old, dim=0, eps=1e-12), dim=0, eps=1e-12)
+    torch.testing.assert_close(layer.u, u_new)
+    v = F.normalize(w.T @ u_new, dim=0, eps=1e-12)
+    layer.eval()
+    torch.testing.assert_close(layer.normalized_weight().detach(), w / (u_new @ w @ v))
+
+
 def test_spectral_layers_compile_fullgraph_and_match_eager():
     torch.manual_seed(4)
     model = nn.Sequential(SNConvTranspose2d(2, 4, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
@@ -158,6 +218,36 @@ def test_weight_norm_output_is_invariant_to_rescaling_each_raw_weight_row(kind, 
         shape[1 if kind == "conv_transpose" else 0] = -1
         layer.weight.mul_(factors.view(shape))
     torch.testing.assert_close(layer(x), before)
+
+
+@pytest.mark.parametrize("make, fan_in", [(lambda: WNLinear(300, 40), 300),
+                                           (lambda: WNConv2d(20, 30, 4, affine=True), 20 * 16),
+                                           (lambda: WNConvTranspose2d(24, 10, 4, stride=2), 24 * 16)])
+def test_weight_norm_layers_start_as_the_authors_code(make, fan_in):
+    """GAN-weight-norm keeps Torch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_ch * kh * kw
+    (input channels also for transposed convolutions): the bound holds and the std is bound / sqrt(3)."""
+    torch.manual_seed(7)
+    weight = make().weight.detach()
+    bound = 1 / fan_in**0.5
+    assert weight.abs().max().item() <= bound
+    assert weight.abs().max().item() > 0.98 * bound
+    assert weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "wn_resnet"])
+def test_weight_normalized_generators_start_their_first_layer_at_one_percent(arch):
+    """The authors' initWeightFactor 0.01 for G's first layer (latent -> first feature map)."""
+    from ganscape.config import load_config
+    from ganscape.nets import ARCHITECTURES
+
+    cfg = load_config(None, [f"g.arch={arch}", "g.norm=weight", "g.width=8", "g.depth=1"])
+    torch.manual_seed(8)
+    G = ARCHITECTURES[arch].generator(cfg.g, 32, (3, 32, 32), 0)
+    seed = G.seed.weight.detach()
+    assert seed.abs().max().item() <= 0.01 / 32**0.5
+    assert seed.std().item() == pytest.approx(0.01 / 32**0.5 / 3**0.5, rel=0.05)
+    other = next(m for m in G.modules() if isinstance(m, (WNConv2d, WNConvTranspose2d)))
+    assert other.weight.detach().abs().max().item() > 0.5 / other.weight_matrix().shape[1] ** 0.5
 
 
 def test_strided_transposed_weight_norm_scales_output_by_sqrt_of_stride_area():

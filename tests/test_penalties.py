@@ -9,15 +9,16 @@ import torch
 from torch import nn
 
 from ganscape.errors import ConfigError
+from ganscape.objectives.objective import Objective
 from ganscape.objectives.penalties import (
     PENALTIES,
+    PIXEL_SCALES,
+    PenaltyInputs,
     add_instance_noise,
+    annealed,
     clip_weights_,
-    d_penalty,
     dragan,
-    g_penalty,
     gradient_norm,
-    instance_noise_std,
     l2,
     orthogonal,
     r1,
@@ -26,6 +27,16 @@ from ganscape.objectives.penalties import (
 )
 
 D_TERMS = ["wgan_gp", "dragan", "r1", "r2"]
+UNIT = PIXEL_SCALES["unit"]
+
+
+def d_penalty(name, D, real, fake, labels, generator, scale=PIXEL_SCALES["data"]):
+    """Penalty ``name`` through its registry entry, as the objective calls it."""
+    return PENALTIES[name].apply(PenaltyInputs(D, None, real, fake, labels, generator, scale))
+
+
+def g_penalty(name, G):
+    return PENALTIES[name].apply(PenaltyInputs(None, G, None, None, None, None))
 
 
 class LinearD(nn.Module):
@@ -139,11 +150,59 @@ def test_dragan_of_a_quadratic_d_perturbs_by_the_batch_std():
     assert dragan(QuadraticD(), real, generator=seeded(5)).item() == pytest.approx(expected, abs=1e-12)
 
 
-def test_dragan_does_not_clip_to_the_unit_interval():
+def test_dragan_does_not_clip_on_the_data_scale():
     # Real data far outside [0, 1]: with clipping, x_tilde would be constant and the gradient 2 * 1.
     real = torch.full((4, 3), -5.0, dtype=torch.float64) + batch((4, 3), 9)
     clipped = (math.sqrt(3 * 4.0) - 1) ** 2
     assert dragan(QuadraticD(), real, generator=seeded()).item() > 10 * clipped
+
+
+@pytest.mark.parametrize("w", weight_vectors())
+def test_unit_scale_doubles_the_input_gradient_of_a_linear_d(w):
+    """On [0, 1] images x01 = (x + 1) / 2, so dD/dx01 = 2 dD/dx = 2w: each gradient penalty equals its
+    closed form with the norm 2|w| (compare_gan's GP on [0, 1] is 1/4 of ours on [-1, 1] at target 1/2)."""
+    D = LinearD(w)
+    real, fake = batch((5, 2, 3), 2).clamp(-1, 1), batch((5, 2, 3), 3).clamp(-1, 1)
+    norm = 2 * w.norm().item()
+    expected = {"wgan_gp": (norm - 1) ** 2, "dragan": (norm - 1) ** 2, "r1": 0.5 * norm**2, "r2": 0.5 * norm**2}
+    for name in D_TERMS:
+        value = d_penalty(name, D, real, fake, None, seeded(), UNIT).item()
+        assert value == pytest.approx(expected[name], abs=1e-10), name
+
+
+def test_unit_scale_r1_of_a_quadratic_d_by_hand():
+    """D(x) = sum(x^2) = sum((2u - 1)^2) in u = (x + 1) / 2, so dD/du = 4 (2u - 1) = 4x: R1 = 1/2 E 16 ||x||^2."""
+    x = torch.tensor([[0.5, -0.25], [1.0, 0.0]], dtype=torch.float64)
+    expected = 0.5 * 16 * (0.3125 + 1.0) / 2
+    assert r1(QuadraticD(), x, scale=UNIT).item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_unit_scale_dragan_perturbs_by_the_unit_std_and_clips_to_the_unit_interval():
+    """As compare_gan: u = (x + 1) / 2, u_tilde = clip(u + std(u) (noise - 1/2), 0, 1), then
+    dD/du at u_tilde for D(x) = sum(x^2) is 4 (2 u_tilde - 1); computed here element by element."""
+    real = torch.tensor([[-1.0, 1.0, 0.2], [0.9, -0.95, -0.3]], dtype=torch.float64)
+    noise = torch.rand((2, 3), generator=seeded(4), dtype=torch.float64).tolist()
+    units = [[(v + 1) / 2 for v in row] for row in real.tolist()]
+    std = statistics.pstdev([u for row in units for u in row])
+    expected = 0.0
+    for row, n in zip(units, noise):
+        u_tilde = [min(1.0, max(0.0, u + std * (e - 0.5))) for u, e in zip(row, n)]
+        expected += (math.sqrt(sum((4 * (2 * u - 1)) ** 2 for u in u_tilde)) - 1) ** 2 / 2
+    assert dragan(QuadraticD(), real, generator=seeded(4), scale=UNIT).item() == pytest.approx(expected, abs=1e-12)
+    # Some perturbed pixels of this batch leave [0, 1], so an unclipped DRAGAN would differ.
+    unclipped = sum((math.sqrt(sum((4 * (2 * (u + std * (e - 0.5)) - 1)) ** 2 for u, e in zip(row, n))) - 1) ** 2
+                    for row, n in zip(units, noise)) / 2
+    assert unclipped != pytest.approx(expected, abs=1e-6)
+
+
+def test_unit_scale_wgan_gp_of_a_quadratic_d_by_hand():
+    """The interpolates are the same on both scales; the gradient in u is 4 x_hat for D(x) = sum(x^2)."""
+    real, fake = batch((4, 3), 6).clamp(-1, 1), batch((4, 3), 7).clamp(-1, 1)
+    alphas = torch.rand((4, 1), generator=seeded(11), dtype=torch.float64).flatten().tolist()
+    expected = sum((math.sqrt(sum((4 * (r + a * (f - r))) ** 2 for r, f in zip(real[i].tolist(), fake[i].tolist())))
+                    - 1) ** 2 for i, a in enumerate(alphas)) / 4
+    assert wgan_gp(QuadraticD(), real, fake, generator=seeded(11), scale=UNIT).item() == pytest.approx(expected,
+                                                                                                     abs=1e-12)
 
 
 @pytest.mark.parametrize("w", weight_vectors()[:3])
@@ -261,8 +320,8 @@ def test_instance_noise_has_the_requested_std_and_is_reproducible():
 
 
 def test_instance_noise_std_anneals_linearly_to_zero():
-    assert [instance_noise_std(0.2, step, 100) for step in (0, 50, 100, 150)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
-    assert [instance_noise_std(0.2, step, 0) for step in (0, 50, 10_000)] == [0.2, 0.2, 0.2]
+    assert [annealed(0.2, step, 100) for step in (0, 50, 100, 150)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
+    assert [annealed(0.2, step, 0) for step in (0, 50, 10_000)] == [0.2, 0.2, 0.2]
 
 
 def test_clip_weights_clamps_outside_and_keeps_inside():
@@ -276,34 +335,27 @@ def test_clip_weights_clamps_outside_and_keeps_inside():
     assert layer.weight.grad is None
 
 
-def test_registry_names_kinds_and_weights():
-    assert {name: (p.kind, p.default_weight, p.weight_meaning) for name, p in PENALTIES.items()} == {
-        "wgan_gp": ("d_loss", 10.0, "lambda"),
-        "dragan": ("d_loss", 10.0, "lambda"),
-        "r1": ("d_loss", 10.0, "lambda"),
-        "r2": ("d_loss", 10.0, "lambda"),
-        "l2": ("d_loss", 0.01, "lambda"),
-        "ortho": ("g_loss", 1e-4, "lambda"),
-        "instance_noise": ("d_input", 0.1, "noise std"),
-        "wgan_clip": ("d_constraint", 0.01, "clip bound"),
+def test_registry_names_kinds_weights_and_facts():
+    facts = {name: (p.kind, p.default_weight, p.weight_meaning, p.gradient_penalty, p.lipschitz, p.dirac)
+             for name, p in PENALTIES.items()}
+    assert facts == {
+        "wgan_gp": ("d_loss", 10.0, "lambda", True, True, True),
+        "dragan": ("d_loss", 10.0, "lambda", True, True, True),
+        "r1": ("d_loss", 10.0, "lambda", True, False, True),
+        "r2": ("d_loss", 10.0, "lambda", True, False, True),
+        "l2": ("d_loss", 0.01, "lambda", False, False, False),
+        "ortho": ("g_loss", 1e-4, "lambda", False, False, False),
+        "instance_noise": ("d_input", 0.1, "noise std", False, False, True),
+        "wgan_clip": ("d_constraint", 0.01, "clip bound", False, True, True),
     }
     assert all(p.name == name and p.description for name, p in PENALTIES.items())
 
 
 def test_unknown_penalty_lists_the_known_ones():
-    D = LinearD(batch((6,), 1))
     with pytest.raises(ConfigError, match="unknown penalty 'r3'.*Known: dragan, instance_noise"):
-        d_penalty("r3", D, None, None, None, None)
-    with pytest.raises(ConfigError, match="Known: .*wgan_clip"):
-        g_penalty("orth", D)
-
-
-def test_dispatch_rejects_a_penalty_of_another_kind():
-    D = LinearD(batch((6,), 1))
-    with pytest.raises(ValueError, match="'ortho' is of kind 'g_loss'"):
-        d_penalty("ortho", D, None, None, None, None)
-    with pytest.raises(ValueError, match="'r1' is of kind 'd_loss'"):
-        g_penalty("r1", D)
+        Objective.of("ns", {"r3": 1.0})
+    with pytest.raises(ConfigError, match="unknown loss 'nss'.*Known: hinge"):
+        Objective.of("nss")
 
 
 def test_l2_averages_over_the_landscape_weight_layers_of_a_conditional_discriminator():

@@ -50,6 +50,9 @@ def print_summary(summary: dict) -> None:
     elif results:
         print("last evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                               for k, v in results.items()))
+    best = {key: value for key, value in summary.get("best", {}).items() if key.startswith("eval/")}
+    if best:
+        print("best evaluation: " + ", ".join(f"{key} {value:.4g} (step {step})" for key, (value, step) in best.items()))
 
 
 def check_override_keys(overrides: list[str], prefixes: tuple[str, ...], why: str) -> None:
@@ -99,8 +102,9 @@ def cmd_eval(args) -> int:
 
     from ganscape.data import build_dataset
     from ganscape.metrics.evaluate import Evaluator, write_result
-    from ganscape.training.loop import derived_seed, eval_path, load_generator, resolve_device
     from ganscape.training.run import RunDir
+    from ganscape.training.sampling import load_generator
+    from ganscape.training.state import derived_seed, resolve_device
 
     run = RunDir.open(args.run_dir)
     check_override_keys(args.overrides, EVAL_PREFIXES, "in ganscape eval: it describes the run, not its evaluation")
@@ -122,7 +126,7 @@ def cmd_eval(args) -> int:
     values = evaluator(G)
     protocol = evaluator.protocol() | {"generator": "ema" if has_ema and not args.raw else "raw",
                                        "seconds": time.perf_counter() - tic}
-    path = write_result(eval_path(run, step, raw=has_ema and args.raw),
+    path = write_result(run.eval_result(step, raw=has_ema and args.raw),
                         {"step": step, "values": values, "protocol": protocol})
     print(f"{run} step {step} ({protocol['generator']} generator), {evaluator.num_samples} samples:")
     for key, value in values.items():
@@ -141,12 +145,13 @@ def cmd_grid(args) -> int:
 
     from ganscape.config import load_config
     from ganscape.data import build_dataset
+    from ganscape.data.base import Mixture
     from ganscape.study import grid
 
     preset, overrides = split_arguments(args.args)
     preset = preset or "ring8_grid"
     data = build_dataset(load_config(preset, overrides))
-    if not hasattr(data, "centers"):
+    if not isinstance(data, Mixture):
         raise ConfigError(f"ganscape grid scores mode coverage, so it needs 2-D mixture data (ring8, grid25), "
                           f"not {data!r}.")
     out = Path(args.out or f"runs/grid-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -216,10 +221,11 @@ def cmd_data_download(args) -> int:
 def cmd_data_info(args) -> int:
     from ganscape.config import load_config
     from ganscape.data import build_dataset
+    from ganscape.data.base import FixedImages
 
     data = build_dataset(load_config(None, [f"data.name={args.name}", *args.overrides]))
     print(repr(data))
-    print(f"images: {len(data):,}" if hasattr(data, "__len__") else "images: generated on the fly")
+    print(f"images: {len(data):,}" if isinstance(data, FixedImages) else "images: generated on the fly")
     print(f"shape: {data.shape}")
     print(f"classes: {data.num_classes}")
     return 0

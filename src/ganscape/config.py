@@ -39,6 +39,12 @@ def _datasets():
     return DATASETS
 
 
+def _decoded_datasets():
+    from ganscape.data import DECODED
+
+    return DECODED
+
+
 def _architectures():
     from ganscape.nets import ARCHITECTURES
 
@@ -64,9 +70,21 @@ def _optimizers():
 
 
 def _metrics():
-    from ganscape.metrics.evaluate import METRICS
+    from ganscape.metrics import METRICS
 
     return METRICS
+
+
+def _ranked_metrics():
+    from ganscape.metrics import BETTER
+
+    return BETTER
+
+
+def _pixel_scales():
+    from ganscape.objectives.penalties import PIXEL_SCALES
+
+    return PIXEL_SCALES
 
 
 def _inception_inputs():
@@ -77,6 +95,8 @@ def _inception_inputs():
 
 LATENT_DISTRIBUTIONS = {"normal": "N(0, I)", "uniform": "U(-1, 1)"}
 SPLITS = {"train": "training images", "test": "held-out images (FID reference, reconstruction error)"}
+CROPS = {"resize": "resize the short side to data.resolution, then centre-crop a square",
+         "center": "centre-crop data.resolution pixels without rescaling (LSUN in the GAN Landscape)"}
 
 
 @dataclass
@@ -87,6 +107,7 @@ class DataConfig:
     resolution: int = field(default=0, metadata={"min": 0})  # images: side in pixels; 0 = the data set's own
     flip: bool = False  # images: random horizontal flips
     test_size: int = field(default=0, metadata={"min": 0})  # image_folder, lmdb: images held out as the test split
+    crop: str = field(default="resize", metadata=_choices(lambda: CROPS))  # image files: how they reach resolution
     conditional: bool = False  # pass class labels to G and D (class-conditional GAN)
 
 
@@ -115,21 +136,69 @@ class OptimConfig:
 
 
 @dataclass
-class PenaltyConfig:
-    """Regularizers by name (see ``ganscape.objectives.penalties.PENALTIES``).
+class PenaltyTerm:
+    """One regularizer and its weight (see ``ganscape.objectives.penalties.PENALTIES``).
 
-    ``weight`` gives one value per name, or none for the defaults. What it means depends on the
-    penalty's kind: a loss weight (wgan_gp, dragan, r1, r2, l2, ortho), the std of the noise added
-    to D's inputs (instance_noise, an input transform, not a loss term), or the clip bound c
-    (wgan_clip, a constraint applied to D's weights after each D step).
+    What the weight means depends on the penalty's kind: a loss weight (wgan_gp, dragan, r1, r2, l2,
+    ortho), the std of the noise added to D's inputs (instance_noise), or the clip bound c
+    (wgan_clip). Written ``name`` (the penalty's default weight) or ``name:weight``.
     """
 
-    name: list[str] = field(default_factory=list, metadata=_choices(_penalties))
-    weight: list[float] = field(default_factory=list, metadata={"above": 0.0})
-    noise_anneal_steps: int = field(default=0, metadata={"min": 0})  # instance_noise: std -> 0 linearly
+    name: str = field(default="", metadata=_choices(_penalties))
+    weight: float = field(default=1.0, metadata={"above": 0.0})
 
-    def __post_init__(self):
-        self.name = [n for n in self.name if n != "none"]  # "none" reads naturally in grids
+    @classmethod
+    def parse(cls, value: Any, key: str) -> "PenaltyTerm":
+        """A term from ``"r1"``, ``"r1:0.5"``, ``{name: r1, weight: 0.5}`` or ``{r1: 0.5}``."""
+        form = "give each penalty as name or name:weight, e.g. penalty=wgan_gp:1,l2:0.01"
+        if isinstance(value, str):
+            name, sep, weight = (part.strip() for part in value.partition(":"))
+            if not name or (sep and not weight) or ":" in weight:
+                raise ConfigError(f"{key}: {value!r} is not a penalty; {form}.")
+            return cls._make(name, weight if sep else None, key, form)
+        if isinstance(value, Mapping):
+            if set(value) <= {"name", "weight"} and "name" in value:
+                return cls._make(value["name"], value.get("weight"), key, form)
+            if len(value) == 1:  # {r1: 0.5}
+                ((name, weight),) = value.items()
+                if weight is None:  # what YAML makes of "r1:"
+                    raise ConfigError(f"{key}: '{name}:' has no weight after the colon; {form}.")
+                return cls._make(name, weight, key, form)
+        raise ConfigError(f"{key}: {value!r} is not a penalty; {form}.")
+
+    @classmethod
+    def _make(cls, name: Any, weight: Any, key: str, form: str) -> "PenaltyTerm":
+        known = _penalties()
+        if not isinstance(name, str) or name not in known:
+            hint = close_matches(str(name), known)
+            guess = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(f"{key}: unknown penalty {name!r}.{guess} Valid: {', '.join(sorted(known))}.")
+        if weight is None:
+            return cls(name, known[name].default_weight)
+        return cls(name, _coerce(weight, float, f"{key}: the weight of {name}"))
+
+
+def parse_penalties(value: Any, key: str = "penalty") -> list[PenaltyTerm]:
+    """Penalty terms from any of the config's forms: ``"wgan_gp:1,l2"``, a list of items, or a mapping
+    of names to weights (unknown names and malformed items raise a ConfigError naming ``key``)."""
+    return _coerce(value, list[PenaltyTerm], key)
+
+
+@dataclass
+class PenaltyConfig:
+    """Regularizers: one list of named penalties with their weights, and how they are applied.
+
+    ``use`` lists ``PenaltyTerm``s; on the command line ``penalty=wgan_gp:1,l2:0.01`` sets it
+    (``penalty=r1`` takes r1's default weight, ``penalty=none`` none at all). ``pixel_scale`` is where
+    gradient penalties measure D's input gradient (``PIXEL_SCALES``). ``noise_anneal_steps`` makes
+    instance noise fall linearly to 0 over that many steps.
+    """
+
+    SHORTHAND = "use"  # ``penalty=X`` means ``penalty.use=X``
+
+    use: list[PenaltyTerm] = field(default_factory=list)
+    pixel_scale: str = field(default="data", metadata=_choices(_pixel_scales))
+    noise_anneal_steps: int = field(default=0, metadata={"min": 0})  # instance_noise: std -> 0 linearly
 
 
 @dataclass
@@ -190,8 +259,13 @@ class MetricsConfig:
 
 @dataclass
 class CheckpointConfig:
+    """``keep`` newest checkpoints are kept; with ``keep_best`` (an evaluated value with a direction,
+    e.g. fid or recon_mse) every evaluation step is also checkpointed and the checkpoint where the
+    sampling generator scored best is kept too."""
+
     every: int = field(default=1000, metadata={"min": 1})
     keep: int = field(default=3, metadata={"min": 1})
+    keep_best: str = field(default="", metadata=_choices(lambda: {"": "off", **_ranked_metrics()}))
 
 
 @dataclass
@@ -236,7 +310,21 @@ def _fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
     return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
 
 
+# Keys that existed once, and what replaced them.
+REPLACED_KEYS = {
+    "penalty.name": "penalty.name and penalty.weight were replaced by one list of penalties with their weights: "
+                    "penalty=wgan_gp:1,l2:0.01 on the command line, penalty: {use: [wgan_gp:1, l2:0.01]} in YAML",
+}
+REPLACED_KEYS["penalty.weight"] = REPLACED_KEYS["penalty.name"]
+
+
 def _unknown_key_message(key: str) -> str:
+    if key in REPLACED_KEYS:
+        return f"unknown config key {key!r}: {REPLACED_KEYS[key]}."
+    section, _, leaf = key.rpartition(".")
+    if section == "penalty" and leaf in _penalties():
+        return (f"unknown config key {key!r}: list penalties with their weights, e.g. penalty={leaf}:1 on the "
+                f"command line or penalty: {{use: [{leaf}:1]}} in YAML.")
     valid = all_keys()
     leaves = {k: k.rsplit(".", 1)[-1] for k in valid}
     # Whole-key matches first ("trian.steps"), then keys whose last part matches ("steps", "lr").
@@ -284,10 +372,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             items = value.split(",")
         elif isinstance(value, (list, tuple)):
             items = value
-        else:  # a single YAML scalar such as penalty.weight=10
+        elif value is None:
+            items = []
+        elif isinstance(value, Mapping) and dataclasses.is_dataclass(item_type):  # {r1: 1, l2: 0.01}
+            items = [value] if "name" in value else [{k: v} for k, v in value.items()]
+        else:  # a single YAML scalar such as eval.metrics=fid
             items = [value]
-        if isinstance(items, (list, tuple)):
-            return [_coerce(v.strip() if isinstance(v, str) else v, item_type, key) for v in items if v != ""]
+        items = [v.strip() if isinstance(v, str) else v for v in items]
+        if dataclasses.is_dataclass(item_type):  # items with a short form, e.g. penalty terms "r1:0.5"
+            items = [v for v in items if v not in ("", "none")]
+            return [item_type.parse(v, f"{key}[{i}]") for i, v in enumerate(items)]
+        return [_coerce(v, item_type, key) for v in items if v != ""]
     else:  # pragma: no cover - a field type this module does not handle is a bug
         raise TypeError(f"unsupported config field type {tp!r} for {key}")
     type_name = getattr(tp, "__name__", str(tp))
@@ -326,18 +421,24 @@ def validate(cfg: Any, prefix: str = "") -> list[str]:
         if dataclasses.is_dataclass(tp):
             problems += validate(value, key + ".")
             continue
+        if typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            for i, item in enumerate(value):
+                problems += validate(item, f"{key}[{i}].")
+            continue
         meta = f.metadata
+        items = value if isinstance(value, list) else [value]
         if "choices" in meta:
             known = meta["choices"]()
-            for item in value if isinstance(value, list) else [value]:
+            for item in items:
                 if item not in known:
                     hint = close_matches(item, known)
                     guess = f" Did you mean {hint[0]!r}?" if hint else ""
-                    problems.append(f"{key}: unknown choice {item!r}.{guess} Valid: {', '.join(sorted(known))}.")
+                    valid = ", ".join(sorted(k for k in known if k)) + (" (or empty)" if "" in known else "")
+                    problems.append(f"{key}: unknown choice {item!r}.{guess} Valid: {valid}.")
         bounds = [("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
                   ("above", lambda v, b: v > b, ">"), ("below", lambda v, b: v < b, "<")]
         for name, ok, sign in bounds:
-            for item in value if isinstance(value, list) else [value]:
+            for item in items:
                 if name in meta and not ok(item, meta[name]):
                     problems.append(f"{key} must be {sign} {meta[name]}, got {item!r}.")
     return problems
@@ -359,8 +460,15 @@ def parse_overrides(items: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+            value = raw.strip()  # "r1:" or "r1: 2" is text, not a YAML mapping; only {...} makes one
         node = tree
         parts = key.split(".")
+        if len(parts) == 1:  # penalty=r1 sets penalty.use; applied per item, so it merges with penalty.x=...
+            expanded = expand_shorthands({key: value})[key]
+            if expanded is not value:
+                (shorthand, value), = expanded.items()
+                parts.append(shorthand)
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
@@ -395,6 +503,25 @@ def find_preset(name: str | Path) -> Path:
     raise ConfigError(f"config preset {str(name)!r} not found (looked at: {tried}).")
 
 
+def expand_shorthands(tree: Mapping, cls: type = Experiment) -> dict:
+    """``section=value`` for a section with a ``SHORTHAND`` field means ``section.<that field>=value``.
+
+    Applied to each layer (preset, overrides) before they are merged, so that ``penalty=r1`` on the
+    command line replaces the preset's penalty list and keeps its other penalty settings.
+    """
+    out = dict(tree)
+    for f, tp in _fields(cls):
+        shorthand = getattr(tp, "SHORTHAND", None)
+        if not shorthand or f.name not in out:
+            continue
+        value = out[f.name]
+        section_keys = {field.name for field in dataclasses.fields(tp)}
+        section_keys |= {key.partition(".")[2] for key in REPLACED_KEYS if key.startswith(f.name + ".")}
+        if not isinstance(value, Mapping) or not (set(value) & section_keys):  # penalty=r1, penalty={r1: 1}
+            out[f.name] = {shorthand: value}
+    return out
+
+
 def read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
@@ -407,13 +534,9 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-GRADIENT_PENALTIES = ("wgan_gp", "dragan", "r1", "r2")
-LIPSCHITZ_CONSTRAINTS = ("wgan_gp", "dragan", "wgan_clip")
-
-
 def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
     """Combinations of valid values that cannot work (errors) or are ill-advised (warnings)."""
-    norms = _norms()
+    norms, penalties = _norms(), _penalties()
     errors, advice = [], []
     if cfg.g.norm in norms and not norms[cfg.g.norm].for_generator:
         valid = ", ".join(sorted(n for n, norm in norms.items() if norm.for_generator))
@@ -422,22 +545,26 @@ def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
         if getattr(cfg, net).norm == "instance" and getattr(cfg, net).arch == "mlp":
             errors.append(f"{net}.norm: instance normalization needs spatial feature maps, and the mlp has none; "
                           "use layer or batch.")
-    names, weights = cfg.penalty.name, cfg.penalty.weight
-    if len(set(names)) != len(names):
-        errors.append(f"penalty.name lists a penalty twice: {names}.")
-    if weights and len(weights) != len(names):
-        errors.append(f"penalty.weight has {len(weights)} values for {len(names)} penalties {names}; give one per "
-                      "penalty, or none for the defaults.")
-    if cfg.d.norm == "batch" and any(n in GRADIENT_PENALTIES for n in names):
+    decoded = _decoded_datasets()
+    if cfg.data.crop != "resize" and cfg.data.name not in decoded:
+        errors.append(f"data.crop={cfg.data.crop} applies to data sets decoded from image files "
+                      f"({', '.join(decoded)}), not to {cfg.data.name}.")
+    names = [term.name for term in cfg.penalty.use]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        errors.append(f"penalty: {', '.join(twice)} listed twice; give each penalty once, with one weight.")
+    if cfg.d.norm == "batch" and any(penalties[n].gradient_penalty for n in names):
         advice.append("batch norm in the discriminator with a gradient penalty: the penalty is defined per sample, "
                       "batch norm mixes samples (the WGAN-GP paper advises layer norm or none).")
-    if cfg.loss == "wgan" and cfg.d.norm != "spectral" and not any(n in LIPSCHITZ_CONSTRAINTS for n in names):
-        advice.append("the wgan loss with an unconstrained critic is unbounded; add penalty.name=wgan_gp, "
-                      "wgan_clip, or d.norm=spectral.")
+    if cfg.loss == "wgan" and cfg.d.norm != "spectral" and not any(penalties[n].lipschitz for n in names):
+        advice.append("the wgan loss with an unconstrained critic is unbounded; add penalty=wgan_gp, "
+                      "penalty=wgan_clip, or d.norm=spectral.")
     if "wgan_clip" in names and cfg.loss != "wgan":
         advice.append(f"wgan_clip is the Wasserstein critic's constraint; with loss={cfg.loss} it only limits D.")
     if cfg.penalty.noise_anneal_steps and "instance_noise" not in names:
-        advice.append("penalty.noise_anneal_steps has no effect without penalty.name=instance_noise.")
+        advice.append("penalty.noise_anneal_steps has no effect without the instance_noise penalty.")
+    if cfg.penalty.pixel_scale != "data" and not any(penalties[n].gradient_penalty for n in names):
+        advice.append(f"penalty.pixel_scale={cfg.penalty.pixel_scale} has no effect without a gradient penalty.")
     return errors, advice
 
 
@@ -446,7 +573,7 @@ def load_config(preset: str | Path | None = None, overrides: list[str] = ()) -> 
 
     Ill-advised but workable combinations are reported as ``ConfigWarning`` warnings.
     """
-    data = read_yaml(find_preset(preset)) if preset else {}
+    data = expand_shorthands(read_yaml(find_preset(preset))) if preset else {}
     data = merge(data, parse_overrides(list(overrides)))
     cfg = from_dict(data)
     problems = validate(cfg)

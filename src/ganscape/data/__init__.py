@@ -1,17 +1,10 @@
 """Data sets, registered by name in ``DATASETS``.
 
-A data set is built from the data config (``DATASETS[name](cfg.data)``) and offers:
-
-- ``shape``: the shape of one sample, e.g. ``(2,)`` or ``(3, 32, 32)``;
-- ``num_classes``: the number of class labels, 0 when it has none;
-- ``sample(n, generator) -> (x, labels)``: a batch of floats (images in [-1, 1], NCHW, on the CPU)
-  and int64 labels of shape ``(n,)`` or ``None``. All randomness comes from the given
-  ``torch.Generator``, so a run's data order is reproducible and resumable.
-
-Image data sets also have ``len`` (their number of images) and a readable ``repr``. Those that hold
-fixed images (all but the stacked sets, whose samples are drawn on the fly) also offer
-``take(index) -> (x, labels)``: the images at the given indices, never flipped, for fixed sets
-such as FID references and held-out test images.
+A data set is built from the data config (``DATASETS[name](cfg.data)``) and follows the contract of
+``ganscape.data.base``: every one is a ``Dataset`` (``shape``, ``num_classes``,
+``sample(n, generator)``); image sets that hold fixed images are also ``FixedImages`` (``len`` and
+``take(index)``, for FID references and held-out test images); the 2-D mixtures are ``Mixture``s
+(mode ``centers`` and ``std``, for mode coverage).
 
 | name | what | default ``data.root`` |
 |---|---|---|
@@ -27,13 +20,14 @@ Nothing downloads implicitly; ``DOWNLOADS`` lists what ``ganscape data download 
 """
 
 from ganscape.data import cifar10 as _cifar10
+from ganscape.data.base import Dataset, FixedImages, Mixture
 from ganscape.data.digits import digits, stacked_digits
 from ganscape.data.folders import class_folder, image_folder
 from ganscape.data.lmdb_images import lmdb_images
 from ganscape.data.mnist import mnist, stacked_mnist
 from ganscape.data.toy import GaussianMixture2D, grid25, ring8
 
-__all__ = ["DATASETS", "DOWNLOADS", "GaussianMixture2D", "build_dataset"]
+__all__ = ["DATASETS", "DOWNLOADS", "Dataset", "FixedImages", "GaussianMixture2D", "Mixture", "build_dataset"]
 
 DATASETS = {
     "ring8": ring8,
@@ -49,9 +43,10 @@ DATASETS = {
 }
 
 DOWNLOADS = {"cifar10": _cifar10.download}
+DECODED = ("image_folder", "class_folder", "lmdb")  # decoded from image files: data.crop applies
 
 
-def build_dataset(cfg):
+def build_dataset(cfg) -> Dataset:
     """The data set named by ``cfg.data``."""
     from ganscape.errors import lookup
 

@@ -12,7 +12,8 @@ lies at least two folders deep under one single top-level folder (a zip of ``tra
 that folder is skipped. ``data.split`` selects nothing here: point ``data.root`` at the training
 or the test folder or zip.
 
-Each image is resized (short side) and centre-cropped to ``data.resolution``. ``image_folder``
+Each image is resized (short side) and centre-cropped to ``data.resolution`` (or, with
+``data.crop=center``, centre-cropped without rescaling). ``image_folder``
 needs it; for ``class_folder``, 0 keeps the size of the first image if it is square (32 for the
 CIFAR-10 zips). Hidden files and ``__MACOSX`` folders are ignored.
 """
@@ -40,7 +41,7 @@ def image_folder(cfg):
         raise DataError(f"image_folder: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}.")
     keep = held_out(names, cfg.test_size, cfg.split, f"image_folder {root}")
     source = FileSource(root, [names[i] for i in keep])
-    return load_images(source, resolution, name="image_folder", flip=cfg.flip)
+    return load_images(source, resolution, name="image_folder", flip=cfg.flip, crop=cfg.crop)
 
 
 def zip_image_names(path: Path) -> list[str]:
@@ -85,4 +86,4 @@ def class_folder(cfg):
     classes, labels = class_labels(names, root)
     resolution = cfg.resolution or native_resolution(source, "class_folder")
     return load_images(source, resolution, name="class_folder", labels=labels, num_classes=len(classes),
-                       flip=cfg.flip)
+                       flip=cfg.flip, crop=cfg.crop)

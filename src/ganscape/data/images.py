@@ -6,8 +6,9 @@ batches only when sampled. ``sample(n, generator)`` draws ``n`` indices i.i.d. w
 image from the same generator. Nothing else is random, so a run's batches are reproducible and a
 resumed run sees the same batches as an uninterrupted one.
 
-Files of any size (folders, zips, LMDB) are decoded with PIL, resized so that the short side is
-the resolution (bicubic, antialiased) and centre-cropped to a square. They are decoded once into
+Files of any size (folders, zips, LMDB) are decoded with PIL and brought to the resolution by
+``CROPS[data.crop]``: resized so that the short side is the resolution (bicubic, antialiased) and
+centre-cropped to a square, or centre-cropped without rescaling. They are decoded once into
 memory when the uint8 result fits under ``MEMORY_LIMIT``, and per batch (``LazyImages``)
 otherwise, with a few threads since PIL releases the GIL while it decodes.
 """
@@ -238,6 +239,22 @@ def resize_center_crop(image: Image.Image, resolution: int) -> Image.Image:
                         box=(left, top, left + side, top + side))
 
 
+def center_crop(image: Image.Image, resolution: int) -> Image.Image:
+    """RGB, the central ``resolution`` x ``resolution`` pixels without rescaling, as TensorFlow's
+    ``resize_image_with_crop_or_pad`` gives them (the GAN Landscape's LSUN): a side shorter than
+    ``resolution`` is padded with black on both sides instead, the odd pixel after the image."""
+
+    def start(size: int) -> int:
+        return (size - resolution) // 2 if size >= resolution else -((resolution - size) // 2)
+
+    image = image.convert("RGB")
+    left, top = start(image.size[0]), start(image.size[1])
+    return image.crop((left, top, left + resolution, top + resolution))  # PIL fills outside with black
+
+
+CROPS = {"resize": resize_center_crop, "center": center_crop}
+
+
 @contextmanager
 def opened(source: ImageSource, index: int) -> Iterator[Image.Image]:
     """Image ``index`` of ``source`` opened with PIL; a DataError names it if it cannot be read."""
@@ -252,10 +269,10 @@ def opened(source: ImageSource, index: int) -> Iterator[Image.Image]:
         raise DataError(f"cannot read image {source.where(index)}: {err}") from None
 
 
-def decode_image(source: ImageSource, index: int, resolution: int) -> torch.Tensor:
-    """Image ``index`` of ``source`` as uint8 (3, resolution, resolution)."""
+def decode_image(source: ImageSource, index: int, resolution: int, crop: str = "resize") -> torch.Tensor:
+    """Image ``index`` of ``source`` as uint8 (3, resolution, resolution), brought there by ``CROPS[crop]``."""
     with opened(source, index) as image:
-        pixels = np.array(resize_center_crop(image, resolution))
+        pixels = np.array(CROPS[crop](image, resolution))
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
@@ -270,14 +287,14 @@ def native_resolution(source: ImageSource, what: str) -> int:
     return width
 
 
-def decode_all(source: ImageSource, resolution: int, name: str) -> torch.Tensor:
+def decode_all(source: ImageSource, resolution: int, name: str, crop: str = "resize") -> torch.Tensor:
     """Every image of ``source`` as uint8 (N, 3, R, R), decoded by a thread pool, in order."""
     out = torch.empty((len(source), 3, resolution, resolution), dtype=torch.uint8)
 
     def decode_chunk(start: int) -> int:
         stop = min(start + DECODE_CHUNK, len(source))
         for i in range(start, stop):
-            out[i] = decode_image(source, i, resolution)
+            out[i] = decode_image(source, i, resolution, crop)
         return stop - start
 
     pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
@@ -300,10 +317,11 @@ class LazyImages(ImageSet):
     """
 
     def __init__(self, source: ImageSource, resolution: int, *, name: str, labels: torch.Tensor | None = None,
-                 num_classes: int = 0, flip: bool = False):
+                 num_classes: int = 0, flip: bool = False, crop: str = "resize"):
         check_labels(labels, len(source), num_classes)
         super().__init__(name, (3, resolution, resolution), num_classes, flip, source.description)
         self.images = source
+        self.crop = crop
         self.labels = labels
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid: int | None = None
@@ -317,7 +335,7 @@ class LazyImages(ImageSet):
             self._pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
             self._pool_pid = os.getpid()
         resolution = self.shape[-1]
-        return torch.stack(list(self._pool.map(lambda i: decode_image(self.images, i, resolution), index.tolist())))
+        return torch.stack(list(self._pool.map(lambda i: decode_image(self.images, i, resolution, self.crop), index.tolist())))
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         index = torch.randint(len(self.images), (n,), generator=generator)
@@ -330,12 +348,12 @@ class LazyImages(ImageSet):
 
 
 def load_images(source: ImageSource, resolution: int, *, name: str, labels: torch.Tensor | None = None,
-                num_classes: int = 0, flip: bool = False) -> InMemoryImages | LazyImages:
+                num_classes: int = 0, flip: bool = False, crop: str = "resize") -> InMemoryImages | LazyImages:
     """Decode ``source`` into memory when its uint8 images fit under MEMORY_LIMIT, else decode lazily."""
     if len(source) * 3 * resolution * resolution <= MEMORY_LIMIT:
-        return InMemoryImages(decode_all(source, resolution, name), labels, name=name, num_classes=num_classes,
+        return InMemoryImages(decode_all(source, resolution, name, crop), labels, name=name, num_classes=num_classes,
                               flip=flip, source=source.description)
-    return LazyImages(source, resolution, name=name, labels=labels, num_classes=num_classes, flip=flip)
+    return LazyImages(source, resolution, name=name, labels=labels, num_classes=num_classes, flip=flip, crop=crop)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Needs the optional ``lmdb`` package (``pip install lmdb`` or ``pip install 'ganscape[lmdb]'``).
 ``data.root`` is the database folder (LSUN's ``bedroom_train_lmdb``, holding ``data.mdb``) or
 the ``.mdb`` file itself. Images are resized (short side) and centre-cropped to
-``data.resolution``, as the GAN Landscape study does for LSUN. They are decoded per batch unless
-the decoded set fits in memory.
+``data.resolution``, or with ``data.crop=center`` centre-cropped without rescaling, as the GAN
+Landscape study does for LSUN (its preset sets it). They are decoded per batch unless the decoded
+set fits in memory.
 
 Split: ``data.test_size`` images are held out as the test split, chosen by the same fixed
 pseudo-random order of the keys as ``image_folder`` uses for file names. (The Landscape study
@@ -102,4 +103,5 @@ def lmdb_images(cfg):
     if not keys:
         raise DataError(f"the LMDB database {path} is empty.")
     keep = held_out(keys, cfg.test_size, cfg.split, f"lmdb {path}")
-    return load_images(LmdbSource(path, [keys[i] for i in keep]), resolution, name="lmdb", flip=cfg.flip)
+    return load_images(LmdbSource(path, [keys[i] for i in keep]), resolution, name="lmdb", flip=cfg.flip,
+                       crop=cfg.crop)

@@ -1,6 +1,6 @@
 """``ganscape dynamics``: the Dirac-GAN of a loss and penalties, the paper's table, the spectrum of a run.
 
-    ganscape dynamics dirac --loss ns --penalty r1 --penalty-weight 1 [--lr 0.1 --steps 1000] [--json] [--plot P]
+    ganscape dynamics dirac --loss ns --penalty r1:1 [--lr 0.1 --steps 1000] [--json] [--plot P]
     ganscape dynamics table [--lr 0.2] [--steps 500] [--n-disc 1] [--json]
     ganscape dynamics spectrum RUN_DIR [--step N] [--top 20] [--batch 1024] [--plot P] [--json]
 """
@@ -67,7 +67,7 @@ def cmd_dirac(args) -> int:
     from ganscape.dynamics.jacobian import Dynamics, analyse
     from ganscape.dynamics.simulate import plot_dynamics, simulate
 
-    game = dirac_gan(args.loss, args.penalty, args.penalty_weight)
+    game = dirac_gan(args.loss, ",".join(args.penalty))
     dynamics = Dynamics(game, args.consensus_weight if args.scheme == "consensus" else 0.0)
     analysis = analyse(dynamics, args.lr, args.n_disc)
     trajectory = None
@@ -137,11 +137,10 @@ def _add_dirac_parser(actions) -> None:
                     "verdict; with --lr, the spectral radius of simultaneous and alternating gradient descent and a "
                     "simulated trajectory. r1/r2 weight γ is the paper's γ; wgan_gp weight λ is the paper's γ/2.")
     dirac.add_argument("--loss", default="ns", help="a registered loss (default: %(default)s)")
-    dirac.add_argument("--penalty", action="append", default=[], metavar="NAME",
-                       help="a penalty: wgan_gp, dragan, r1, r2, instance_noise or wgan_clip (repeatable)")
-    dirac.add_argument("--penalty-weight", action="append", type=float, default=[], metavar="W",
-                       help="one per --penalty, in order: loss weight, noise std or clip bound (default: the "
-                            "registry's defaults)")
+    dirac.add_argument("--penalty", action="append", default=[], metavar="NAME[:WEIGHT]",
+                       help="a penalty with its weight, as in a config (e.g. r1:0.3; repeatable or comma-separated): "
+                            "wgan_gp, dragan, r1, r2, instance_noise (weight: noise std) or wgan_clip (weight: clip "
+                            "bound); a name alone takes its default weight")
     dirac.add_argument("--scheme", choices=("gd", "consensus"), default="gd",
                        help="gradient descent, or consensus optimization (default: %(default)s)")
     dirac.add_argument("--consensus-weight", type=float, default=1.0, metavar="GAMMA",

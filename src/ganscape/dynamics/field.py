@@ -1,8 +1,8 @@
 """The gradient vector field that a training step follows, built from the registered losses and penalties.
 
-ganscape's discriminator minimises ``d_loss(real_logits, fake_logits)`` plus its weighted penalties, and
-its generator minimises ``g_loss(fake_logits)`` plus its weighted penalties (``training.loop.train_step``).
-The field of the game is therefore
+Both players' objectives come from ``Objective``, the same code that ``training.step.train_step``
+minimises: D's loss plus its weighted penalties, and G's loss plus its weighted penalties. The field of
+the game is therefore
 
     v(theta, psi) = (-d/dtheta G's objective, -d/dpsi D's objective),
 
@@ -16,16 +16,12 @@ call ``torch.autograd.grad`` on a fresh leaf themselves, which those transforms 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from ganscape.objectives.losses import Loss
-from ganscape.objectives.penalties import d_penalty, g_penalty
-
-if TYPE_CHECKING:
-    from ganscape.training.loop import Regularizers
+from ganscape.objectives.objective import Objective
 
 Tensor = torch.Tensor
 
@@ -35,21 +31,17 @@ def requiring_grad(x: Tensor) -> Tensor:
     return x if x.requires_grad else x.detach().requires_grad_(True)
 
 
-def objectives(loss: Loss, reg: Regularizers, D: Callable[..., Tensor], real: Tensor, fake: Tensor,
-               labels: Tensor | None = None, G: nn.Module | None = None,
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """(G's objective, D's objective) on one batch, as ``train_step`` computes them.
+def game_totals(objective: Objective, D: Callable[..., Tensor], real: Tensor, fake: Tensor,
+                labels: Tensor | None = None, G: nn.Module | None = None,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """(G's total, D's total) on one batch, as ``train_step`` computes them.
 
-    D's objective adds the weighted ``reg.d_terms`` (computed on the batches exactly as given, so
-    instance noise must already be in them), G's the weighted ``reg.g_terms``.
-    ``fake`` must keep its graph to G's parameters: the field's Jacobian needs how D's gradient
-    changes with G.
+    ``real`` and ``fake`` are the batches as D sees them (instance noise already in them). ``fake``
+    must keep its graph to G's parameters: the field's Jacobian needs how D's gradient changes with G.
+    G's loss reads D's logits of this same ``fake``.
     """
-    fake_logits = D(fake, labels)
-    d_obj = loss.d_loss(D(real, labels), fake_logits)
-    d_obj = d_obj + sum(weight * d_penalty(name, D, real, fake, labels, generator) for name, weight in reg.d_terms)
-    g_obj = loss.g_loss(fake_logits) + sum(weight * g_penalty(name, G) for name, weight in reg.g_terms)
-    return g_obj, d_obj
+    d = objective.d_totals(D, real, fake, labels, generator)
+    return objective.g_totals(G, d.fake_logits).total, d.total
 
 
 def gradient_field(g_obj: Tensor, d_obj: Tensor, g_params: Sequence[Tensor], d_params: Sequence[Tensor]) -> Tensor:

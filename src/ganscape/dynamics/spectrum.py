@@ -30,14 +30,14 @@ from matplotlib.figure import Figure
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
 from ganscape.data import build_dataset
-from ganscape.dynamics.field import gradient_field, objectives
-from ganscape.errors import CheckpointError, ConfigError, GanscapeError, lookup
+from ganscape.dynamics.field import game_totals, gradient_field
+from ganscape.errors import CheckpointError, ConfigError, GanscapeError
 from ganscape.nets import build_discriminator, sample_latent
-from ganscape.objectives.losses import LOSSES
-from ganscape.objectives.penalties import add_instance_noise, instance_noise_std
+from ganscape.objectives.objective import Objective
 from ganscape.training.checkpoint import checkpoint_name, load_checkpoint
-from ganscape.training.loop import Regularizers, derived_seed, load_generator, resolve_device
 from ganscape.training.run import RunDir
+from ganscape.training.sampling import load_generator
+from ganscape.training.state import derived_seed, resolve_device
 
 Tensor = torch.Tensor
 DENSE_LIMIT = 400  # up to this many parameters, form the Jacobian and take all its eigenvalues
@@ -125,20 +125,16 @@ def run_field(run: RunDir, step: int | None = None, batch: int = 1024,
     """
     device = resolve_device(device)
     G, D, cfg, data, step = load_networks(run, step, device)
-    reg = Regularizers.from_config(cfg)
+    objective = Objective.from_config(cfg)
     seeds = {name: derived_seed(cfg.train.seed, f"dynamics/{name}") for name in ("data", "latent", "noise")}
     noise_rng = torch.Generator(device).manual_seed(seeds["noise"])
-    noise_std = instance_noise_std(reg.noise_std, step, reg.noise_anneal_steps)
-
-    def d_input(x: Tensor) -> Tensor:
-        return add_instance_noise(x, noise_std, noise_rng) if noise_std > 0 else x
-
     real, labels = data.sample(batch, torch.Generator().manual_seed(seeds["data"]))
     labels = labels.to(device) if cfg.data.conditional else None
     z = sample_latent(batch, cfg.latent.dim, cfg.latent.dist, torch.Generator(device).manual_seed(seeds["latent"]),
                       device)
-    real, fake = d_input(real.to(device, torch.float64)), d_input(G(z.to(torch.float64), labels))
-    g_obj, d_obj = objectives(lookup(LOSSES, cfg.loss, "loss"), reg, D, real, fake, labels, G, noise_rng)
+    real = objective.d_input(real.to(device, torch.float64), step, noise_rng)
+    fake = objective.d_input(G(z.to(torch.float64), labels), step, noise_rng)
+    g_obj, d_obj = game_totals(objective, D, real, fake, labels, G, noise_rng)
     g_params = [p for p in G.parameters() if p.requires_grad]
     d_params = [p for p in D.parameters() if p.requires_grad]
     return gradient_field(g_obj, d_obj, g_params, d_params), g_params + d_params, step

@@ -31,8 +31,7 @@ class Method:
     regularization: str = ""
 
     def dynamics(self) -> Dynamics:
-        names, weights = [n for n, _ in self.penalties], [w for _, w in self.penalties]
-        return Dynamics(dirac_gan(self.loss, names, weights), self.consensus)
+        return Dynamics(dirac_gan(self.loss, dict(self.penalties)), self.consensus)
 
 
 PAPER_METHODS = (

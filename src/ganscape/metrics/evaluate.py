@@ -26,7 +26,10 @@ from torch import nn
 import ganscape
 from ganscape.config import DataConfig, Experiment, MetricsConfig
 from ganscape.data import DATASETS
+from ganscape.data.base import FixedImages, Mixture, is_image_data
 from ganscape.errors import CheckpointError, ConfigError, lookup
+from ganscape.jsonio import json_value, write_json
+from ganscape.metrics import METRICS
 from ganscape.metrics.digit_classifier import METADATA, WEIGHTS_DIR, count_modes, load_digit_classifier
 from ganscape.metrics.features import INCEPTION_INPUTS, inception_features
 from ganscape.metrics.fid import fid_from_features
@@ -39,17 +42,7 @@ from ganscape.metrics.precision_recall import precision_recall
 from ganscape.metrics.reconstruction import reconstruction_error
 from ganscape.metrics.reference import cache_dir, reference_data_config, reference_features, subset_indices
 from ganscape.nets import conditioning_classes, sample_latent
-from ganscape.training.run import json_value
 
-METRICS = {
-    "fid": "Frechet Inception distance to the reference set (lower is better)",
-    "is": "Inception Score, mean and std over splits (needs weights with the classifier)",
-    "kid": "kernel Inception distance, unbiased MMD^2 averaged over subsets",
-    "pr": "improved precision and recall (k-nearest-neighbour manifolds)",
-    "msssim": "mean MS-SSIM of random pairs of samples (lower is more diverse)",
-    "recon": "reconstruction error of held-out reference images (Xiang & Li)",
-    "modes": "modes covered and KL to uniform (2-D mixtures, stacked digits)",
-}
 INCEPTION_METRICS = ("fid", "is", "kid", "pr")
 MODE_CLASSIFIERS = {"stacked_digits": "digits", "stacked_mnist": "mnist"}
 
@@ -74,7 +67,7 @@ def generated_batches(G: nn.Module, n: int, latent_dim: int, latent_dist: str, s
 
 
 def has_modes(data, data_cfg: DataConfig) -> bool:
-    return hasattr(data, "centers") or data_cfg.name in MODE_CLASSIFIERS
+    return isinstance(data, Mixture) or data_cfg.name in MODE_CLASSIFIERS
 
 
 def default_metrics(data, data_cfg: DataConfig) -> list[str]:
@@ -103,7 +96,8 @@ class Evaluator:
         self.num_samples, self.seed = num_samples, seed
         self.settings = settings or MetricsConfig()
         self.device, self.progress = torch.device(device), progress
-        self.num_reference = min(num_reference or num_samples, len(reference)) if hasattr(reference, "take") else 0
+        fixed = isinstance(reference, FixedImages)
+        self.num_reference = min(num_reference or num_samples, len(reference)) if fixed else 0
         self._check_applicable()
         self.inception = self.weights = None
         if any(m in INCEPTION_METRICS for m in self.metrics):
@@ -135,7 +129,7 @@ class Evaluator:
                    progress=progress)
 
     def _check_applicable(self) -> None:
-        images = len(getattr(self.reference, "shape", ())) == 3
+        images = is_image_data(self.reference)
         needs_images = [m for m in self.metrics if m != "modes"]
         if needs_images and not images:
             raise ConfigError(f"metrics {', '.join(needs_images)} need image data; {self.reference_cfg.name} "
@@ -200,7 +194,7 @@ class Evaluator:
 
     def _modes(self, G: nn.Module) -> dict[str, float]:
         samples = torch.cat(list(self.samples(G, self.num_samples, 1024)))
-        if hasattr(self.reference, "centers"):
+        if isinstance(self.reference, Mixture):
             return mode_statistics(samples.cpu(), self.reference.centers, self.reference.std)
         classifier = load_digit_classifier(MODE_CLASSIFIERS[self.reference_cfg.name]).to(self.device)
         return count_modes(samples, classifier)
@@ -247,7 +241,7 @@ class Evaluator:
                 "images_in_split": count, "num_images": self.num_reference, "subset": subset}
 
     def _modes_protocol(self) -> dict:
-        if hasattr(self.reference, "centers"):
+        if isinstance(self.reference, Mixture):
             return {"kind": "2-D mixture", "samples": self.num_samples,
                     "rule": "covered: >= 1% of samples within 3 std of the centre"}
         kind = MODE_CLASSIFIERS.get(self.reference_cfg.name)
@@ -275,9 +269,4 @@ def evaluate(generator: nn.Module, dataset, metrics: list[str], num_samples: int
 
 def write_result(path: Path, result: dict) -> Path:
     """Write an evaluation result as strict JSON (inf and nan as strings), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    result = result | {"values": {k: json_value(v) for k, v in result["values"].items()}}
-    tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json(path, result | {"values": {k: json_value(v) for k, v in result["values"].items()}})

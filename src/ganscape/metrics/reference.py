@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ganscape.config import DataConfig
+from ganscape.data.base import FixedImages
 from ganscape.errors import CheckpointError, ConfigError
 from ganscape.metrics.features import inception_features
 from ganscape.metrics.inception import FIDInception, cache_root
@@ -94,7 +95,7 @@ def reference_features(data, data_cfg: DataConfig, n: int, inception: FIDIncepti
     ``folder`` None disables the cache. A cache file that cannot be read, or whose stored key differs,
     is refused with its path rather than silently recomputed over.
     """
-    if not hasattr(data, "take"):
+    if not isinstance(data, FixedImages):
         raise ConfigError(f"data set {data_cfg.name} has no fixed images to serve as an FID reference.")
     key = reference_key(data_cfg, len(data), n, inception_input, weights_sha256)
     path = cache_path(key, folder) if folder is not None else None

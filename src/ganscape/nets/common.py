@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ganscape.errors import ConfigError, lookup
-from ganscape.nets.layers import NORMS, Normalization
+from ganscape.nets.layers import NORMS, Normalization, WeightNorm
 
 INIT_STD = 0.02
 
@@ -65,14 +65,25 @@ def normal_init_(module: nn.Module, std: float = INIT_STD) -> nn.Module:
     normal truncated at two standard deviations (std about 0.88 * 0.02), here a plain normal; and
     class embeddings, which the Landscape nets do not have, get the same N(0, 0.02) as the one-hot
     linear maps that compare_gan uses for conditioning. Normalization gains, translated-ReLU
-    parameters and spectral-norm buffers are left as their layers set them.
+    parameters and spectral-norm buffers are left as their layers set them, and so are
+    weight-normalized layers, which start as Xiang & Li's code starts them (``WeightNorm.reset_weight``).
     """
     for layer in module.modules():
+        if isinstance(layer, WeightNorm):
+            continue
         if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
             nn.init.normal_(layer.weight, 0.0, std)
             if getattr(layer, "bias", None) is not None:
                 nn.init.zeros_(layer.bias)
     return module
+
+
+def seed_layer_init_(layer: nn.Module) -> None:
+    """G's first layer (latent to the first feature map): under weight norm it starts at 1% of the
+    other layers' scale, as in Xiang & Li's code (``initWeightFactor`` 0.01 in GAN-weight-norm's
+    ``torch/model.lua``, ``init_factor = 0.01`` in gan-weightnorm-resnet's ``model.py``)."""
+    if isinstance(layer, WeightNorm):
+        layer.reset_weight(init_factor=0.01)
 
 
 def _require_labels(y: torch.Tensor | None) -> torch.Tensor:

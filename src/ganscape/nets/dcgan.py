@@ -21,8 +21,10 @@ Differences from the authors' code:
 * Default activations are LeakyReLU(0.2) in D and ReLU in G (DCGAN's); the authors use PReLU in
   their unnormalized and batch-norm variants. Weight norm brings its TPReLU either way.
 * Sides must stay even while they are halved; the authors instead pad maps whose side is 2 mod 4.
-* Weights start as ``common.normal_init_`` (N(0, 0.02), DCGAN's); the authors' PyTorch port keeps
-  PyTorch's defaults. Under weight norm the scale of the initial weights does not matter.
+* Weights start as ``common.normal_init_`` (N(0, 0.02), DCGAN's), except weight-normalized layers,
+  which start as in the authors' code: U(+-1 / sqrt(fan_in)), G's first layer at 1% of that
+  (``WeightNorm.reset_weight``, ``common.seed_layer_init_``). Under weight norm that scale sets the
+  effective learning rate.
 * ``depth`` is ignored: the image size sets the number of levels.
 """
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganscape.nets.common import LatentInput, ProjectionHead, halvings, norm_of, normal_init_
+from ganscape.nets.common import LatentInput, ProjectionHead, halvings, norm_of, normal_init_, seed_layer_init_
 from ganscape.nets.layers import Normalization
 
 
@@ -56,6 +58,7 @@ class DCGANGenerator(nn.Module):
         layers += [norm.conv_transpose(channels, shape[0], 4, 2, 1, last=True), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         normal_init_(self)
+        seed_layer_init_(self.seed)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.body(self.seed(self.input(z, y)).view(len(z), *self.seed_shape))

@@ -140,6 +140,10 @@ class WeightNorm(_ReparametrizedWeight):
 
     ||w_i|| is clamped below at ``eps`` so that a unit whose weights collapse to zero does not
     divide by zero; above that the output is exactly invariant to rescaling w_i.
+
+    The output does not depend on ||w_i||, but the size of an optimizer's step relative to w_i
+    does (with RMSProp the angular step scales with lr / ||w_i||), so the initialisation sets the
+    effective learning rate. The weights start as in the authors' code (``reset_weight``).
     """
 
     eps = 1e-6
@@ -153,6 +157,18 @@ class WeightNorm(_ReparametrizedWeight):
         else:
             self.register_parameter("gain", None)
         self.tap_scale = math.sqrt(math.prod(self.stride)) if getattr(self, "transposed", False) else 1.0
+        self.reset_weight()
+
+    @torch.no_grad()
+    def reset_weight(self, init_factor: float = 1.0) -> None:
+        """Weights ~ U(-b, b) with b = init_factor / sqrt(fan_in), fan_in = in_ch * kh * kw (in_features).
+
+        As the authors' released code (GAN-weight-norm: ``torch/modules/WeightNormalized*.lua`` keep
+        Torch's default U(+-1 / sqrt(fan_in)), also for transposed convolutions, where fan_in counts
+        input channels; ``torch/model.lua`` starts G's first, linear layer with initWeightFactor 0.01).
+        """
+        bound = init_factor / math.sqrt(self.weight_matrix().shape[1])
+        self.weight.uniform_(-bound, bound)
 
     def normalized_weight(self) -> torch.Tensor:
         scale = self.tap_scale / self.weight_matrix().norm(dim=1).clamp_min(self.eps)

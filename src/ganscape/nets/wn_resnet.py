@@ -34,7 +34,9 @@ kept under every normalization. Choices and differences from the authors' code:
   hidden layer (strict under WN) followed by the normalization's activation, a TPReLU under WN.
 * Level widths are w * 2^k capped at 8w (the authors list them by hand, e.g. 64 128 256 384 512).
 * Sides must stay even while halved (the authors pad sides that are 2 mod 4).
-* Weights start as ``common.normal_init_`` says; under WN their scale does not matter.
+* Weights start as ``common.normal_init_`` says; weight-normalized layers as in the authors' code
+  (U(+-1 / sqrt(fan_in)), G's first layer at 1% of that), since their scale sets the effective
+  learning rate.
 * Default activations are LeakyReLU(0.2) in D and ReLU in G when the normalization has none of its own.
 """
 
@@ -44,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganscape.nets.common import LatentInput, ProjectionHead, halvings, norm_of, normal_init_
+from ganscape.nets.common import LatentInput, ProjectionHead, halvings, norm_of, normal_init_, seed_layer_init_
 from ganscape.nets.layers import Normalization
 
 
@@ -161,6 +163,7 @@ class WNResNetGenerator(nn.Module):
             blocks.append(GBlock(c_in, c_out, True, norm, last=level == levels - 1))
         self.blocks = nn.Sequential(*blocks)
         normal_init_(self)
+        seed_layer_init_(self.seed)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         seed = self.seed(self.input(z, y)).view(len(z), *self.seed_shape)

@@ -5,10 +5,15 @@ or an int tensor ``(N,)`` and is always passed along, so conditional discriminat
 the same labels they are trained with. Every random draw takes a ``torch.Generator`` (on the data's
 device) so that a run is reproducible from its seed.
 
-Four kinds of regularizer exist (see ``PENALTIES``): terms added to D's loss (gradient penalties,
+Four kinds of regularizer exist (``Penalty.kind``): terms added to D's loss (gradient penalties,
 weight decay), terms added to G's loss (orthogonal regularization), transforms of D's inputs
 (instance noise) and constraints applied to D's weights after each D step (WGAN weight clipping).
-The loss terms are returned unweighted; the configured weight multiplies them.
+The loss terms are returned unweighted; the configured weight multiplies them
+(``ganscape.objectives.objective``).
+
+Gradient penalties are measured on a pixel scale (``PIXEL_SCALES``): the data's own (images in
+[-1, 1], as D sees them and as GAN_stability measures R1), or [0, 1] as the GAN Landscape's code
+(compare_gan) does, where images are x01 = (x + 1) / 2 and the gradient is taken with respect to x01.
 """
 
 from __future__ import annotations
@@ -19,27 +24,62 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ganscape.errors import lookup
-
 Tensor = torch.Tensor
 Discriminator = Callable[[Tensor, Tensor | None], Tensor]
 
 
-def _input_gradient(D: Discriminator, x: Tensor, labels: Tensor | None) -> Tensor:
-    """dD(x)/dx flattened to ``(N, -1)``, kept differentiable so a penalty on it trains D.
+# --------------------------------------------------------------------------------------------------
+# Pixel scales of the gradient penalties
 
-    ``x`` is replaced by a detached leaf so that no graph of the generator (or of the interpolation
-    that produced ``x``) is kept alive or receives gradient. Summing the logits before differentiating
-    gives every sample's own gradient because the logits of different samples are independent.
+
+@dataclass(frozen=True)
+class PixelScale:
+    """Where a gradient penalty measures D's input gradient.
+
+    ``to_penalty`` maps what D sees to the penalty's coordinates u, ``to_data`` maps them back, and
+    ``bounds`` is the range of valid pixels in u (DRAGAN's perturbed points are clipped to it), or
+    None where data are unbounded. The gradient is d D(to_data(u)) / du.
     """
-    x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(x, labels).sum(), x, create_graph=True)
+
+    name: str
+    description: str
+    to_penalty: Callable[[Tensor], Tensor]
+    to_data: Callable[[Tensor], Tensor]
+    bounds: tuple[float, float] | None
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+PIXEL_SCALES: dict[str, PixelScale] = {
+    "data": PixelScale("data", "the data as D sees them (images in [-1, 1]; GAN_stability's R1)",
+                       _identity, _identity, None),
+    "unit": PixelScale("unit", "images as x01 = (x + 1) / 2 in [0, 1] (the GAN Landscape's compare_gan)",
+                       lambda x: (x + 1) / 2, lambda u: 2 * u - 1, (0.0, 1.0)),
+}
+DATA_SCALE = PIXEL_SCALES["data"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Gradient penalties
+
+
+def input_gradient(D: Discriminator, x: Tensor, labels: Tensor | None, scale: PixelScale = DATA_SCALE) -> Tensor:
+    """dD/du at u = ``scale.to_penalty(x)``, flattened to ``(N, -1)``, differentiable wrt D's parameters.
+
+    u is a detached leaf, so no graph of the generator (or of the interpolation that produced ``x``)
+    is kept alive or receives gradient. Summing the logits before differentiating gives every
+    sample's own gradient because the logits of different samples are independent.
+    """
+    u = scale.to_penalty(x.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(scale.to_data(u), labels).sum(), u, create_graph=True)
     return grad.flatten(1)
 
 
-def gradient_norm(D: Discriminator, x: Tensor, labels: Tensor | None) -> Tensor:
-    """Per-sample L2 norm ``||dD(x)/dx||`` of shape ``(N,)``, differentiable wrt D's parameters."""
-    return _input_gradient(D, x, labels).norm(dim=1)
+def gradient_norm(D: Discriminator, x: Tensor, labels: Tensor | None, scale: PixelScale = DATA_SCALE) -> Tensor:
+    """Per-sample L2 norm ``||dD/du||`` of shape ``(N,)`` (see ``input_gradient``)."""
+    return input_gradient(D, x, labels, scale).norm(dim=1)
 
 
 def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -48,35 +88,38 @@ def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | 
 
 
 def wgan_gp(D: Discriminator, real: Tensor, fake: Tensor, labels: Tensor | None = None,
-            generator: torch.Generator | None = None) -> Tensor:
+            generator: torch.Generator | None = None, scale: PixelScale = DATA_SCALE) -> Tensor:
     """WGAN-GP (Gulrajani et al.): E[(||grad D(x_hat)|| - 1)^2] with x_hat = real + alpha (fake - real).
 
     One alpha ~ U[0, 1] per sample. The optimal critic has unit gradient norm on the lines between
     real and generated points, so the two-sided penalty enforces the 1-Lipschitz constraint softly
-    where it matters instead of clipping every weight.
+    where it matters instead of clipping every weight. The interpolates are the same on either
+    pixel scale (the map between them is affine); the gradient is measured on ``scale``.
     """
     alpha = _uniform((real.shape[0],) + (1,) * (real.dim() - 1), real, generator)
     x_hat = real + alpha * (fake - real)
-    return (gradient_norm(D, x_hat, labels) - 1).square().mean()
+    return (gradient_norm(D, x_hat, labels, scale) - 1).square().mean()
 
 
 def dragan(D: Discriminator, real: Tensor, labels: Tensor | None = None,
-           generator: torch.Generator | None = None) -> Tensor:
+           generator: torch.Generator | None = None, scale: PixelScale = DATA_SCALE) -> Tensor:
     """DRAGAN (Kodali et al.) as in the GAN Landscape code: E[(||grad D(x_tilde)|| - 1)^2].
 
-    ``x_tilde = real + std(real) * (u - 0.5)`` with ``u ~ U[0, 1]`` elementwise and ``std`` a single
-    scalar over the whole real batch (population std). Penalising steep gradients in a neighbourhood
-    of the data discourages the sharp local optima of D that cause mode collapse.
-
-    The Landscape code then clips ``x_tilde`` to [0, 1] because its images live there; here data live
-    in [-1, 1] or are unbounded 2-D points, so ``x_tilde`` is deliberately not clipped.
+    On the penalty's scale u, ``u_tilde = u + std(u) * (noise - 0.5)`` with ``noise ~ U[0, 1]``
+    elementwise and ``std`` a single scalar over the whole real batch (population std), clipped to
+    the scale's bounds: [0, 1] on the unit scale, as compare_gan clips; not at all on the data scale,
+    where 2-D points are unbounded. Penalising steep gradients in a neighbourhood of the data
+    discourages the sharp local optima of D that cause mode collapse.
     """
-    u = _uniform(tuple(real.shape), real, generator)
-    x_tilde = real + real.std(correction=0) * (u - 0.5)
-    return (gradient_norm(D, x_tilde, labels) - 1).square().mean()
+    u = scale.to_penalty(real)
+    noise = _uniform(tuple(real.shape), real, generator)
+    u_tilde = u + u.std(correction=0) * (noise - 0.5)
+    if scale.bounds is not None:
+        u_tilde = u_tilde.clamp(*scale.bounds)
+    return (gradient_norm(D, scale.to_data(u_tilde), labels, scale) - 1).square().mean()
 
 
-def r1(D: Discriminator, real: Tensor, labels: Tensor | None = None) -> Tensor:
+def r1(D: Discriminator, real: Tensor, labels: Tensor | None = None, scale: PixelScale = DATA_SCALE) -> Tensor:
     """R1 (Mescheder et al.): the zero-centred penalty on real data, 1/2 E_P[||grad D(x)||^2].
 
     A weight gamma gives the paper's (gamma / 2) E||grad D||^2, which makes the Dirac-GAN
@@ -84,21 +127,25 @@ def r1(D: Discriminator, real: Tensor, labels: Tensor | None = None) -> Tensor:
     to flat instead of oscillating around it. The squared norm is taken directly (no square root),
     which is exact and smooth where the gradient vanishes.
 
-    GAN_stability's code computes ``reg_param * E||grad||^2`` without the 1/2, so its
-    ``reg_param = 10`` equals weight 20 here.
+    GAN_stability's code computes ``reg_param * E||grad||^2`` without the 1/2, on the data scale, so
+    its ``reg_param = 10`` equals weight 20 here.
     """
-    return 0.5 * _input_gradient(D, real, labels).square().sum(dim=1).mean()
+    return 0.5 * input_gradient(D, real, labels, scale).square().sum(dim=1).mean()
 
 
-def r2(D: Discriminator, fake: Tensor, labels: Tensor | None = None) -> Tensor:
+def r2(D: Discriminator, fake: Tensor, labels: Tensor | None = None, scale: PixelScale = DATA_SCALE) -> Tensor:
     """R2 (Mescheder et al.): R1 on generated data, 1/2 E_Q[||grad D(G(z))||^2].
 
     ``fake`` is detached from G's graph: the penalty regularizes D only.
     """
-    return r1(D, fake, labels)
+    return r1(D, fake, labels, scale)
 
 
-def _weight_tensors(module: nn.Module) -> list[Tensor]:
+# --------------------------------------------------------------------------------------------------
+# Weight penalties and constraints, input noise
+
+
+def weight_tensors(module: nn.Module) -> list[Tensor]:
     """Linear and conv kernels: parameters with ``ndim >= 2``, except those of ``nn.Embedding``
     modules (class embeddings); no biases or normalization gains."""
     embedded = {id(p) for m in module.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
@@ -111,7 +158,7 @@ def l2(D: nn.Module) -> Tensor:
     Only linear and conv kernels count (8 in SNDCGAN's D, 13 in ResNet-CIFAR's, 19 in ResNet19's);
     biases, normalization gains and a projection discriminator's class embedding are not decayed.
     """
-    return torch.stack([0.5 * w.square().sum() for w in _weight_tensors(D)]).mean()
+    return torch.stack([0.5 * w.square().sum() for w in weight_tensors(D)]).mean()
 
 
 def _off_diagonal_gram(weight: Tensor) -> Tensor:
@@ -134,7 +181,7 @@ def orthogonal(G: nn.Module) -> Tensor:
     BigGAN-PyTorch adds the hand-written gradient ``beta * 2 (W W^T ⊙ (1 - I)) W``; the gradient of
     this loss is ``4 (W W^T ⊙ (1 - I)) W``, so their update equals beta / 2 times this loss.
     """
-    return torch.stack([_off_diagonal_gram(w) for w in _weight_tensors(G)]).sum()
+    return torch.stack([_off_diagonal_gram(w) for w in weight_tensors(G)]).sum()
 
 
 def add_instance_noise(x: Tensor, std: float, generator: torch.Generator | None) -> Tensor:
@@ -146,13 +193,13 @@ def add_instance_noise(x: Tensor, std: float, generator: torch.Generator | None)
     return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def instance_noise_std(std: float, step: int, anneal_steps: int) -> float:
-    """The noise std at ``step``: constant if ``anneal_steps == 0``, else linear from ``std`` at step 0
-    to 0 at ``anneal_steps``, and 0 afterwards (the noise is only needed while the distributions are
-    far apart)."""
+def annealed(strength: float, step: int, anneal_steps: int) -> float:
+    """A d_input transform's strength at ``step``: constant if ``anneal_steps == 0``, else linear
+    from ``strength`` at step 0 to 0 at ``anneal_steps``, and 0 afterwards (instance noise is only
+    needed while the distributions are far apart)."""
     if anneal_steps == 0:
-        return std
-    return std * max(0.0, 1.0 - step / anneal_steps)
+        return strength
+    return strength * max(0.0, 1.0 - step / anneal_steps)
 
 
 def clip_weights_(D: nn.Module, bound: float) -> None:
@@ -162,58 +209,74 @@ def clip_weights_(D: nn.Module, bound: float) -> None:
             param.clamp_(-bound, bound)
 
 
+# --------------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True)
+class PenaltyInputs:
+    """What a loss-term penalty may read at one step.
+
+    ``real`` and ``fake`` are the batches exactly as D sees them (instance noise included); ``fake``
+    may still carry G's graph (the penalties detach it). In G's step ``real`` is None.
+    """
+
+    D: Discriminator
+    G: nn.Module | None
+    real: Tensor | None
+    fake: Tensor | None
+    labels: Tensor | None
+    generator: torch.Generator | None
+    scale: PixelScale = DATA_SCALE
+
+
+D_LOSS, G_LOSS, D_INPUT, D_CONSTRAINT = "d_loss", "g_loss", "d_input", "d_constraint"
+KINDS = {
+    D_LOSS: "a term added to D's loss: apply(PenaltyInputs) -> unweighted scalar",
+    G_LOSS: "a term added to G's loss: apply(PenaltyInputs) -> unweighted scalar",
+    D_INPUT: "a transform of D's real and generated inputs: apply(x, strength, generator) -> x",
+    D_CONSTRAINT: "a constraint on D's weights after each D step: apply(D, bound), in place",
+}
+
+
 @dataclass(frozen=True)
 class Penalty:
-    """A regularizer and how the training loop applies it.
+    """A regularizer: its function, how it acts, and the facts other code asks about it.
 
-    ``kind`` is "d_loss" (term added to D's loss), "g_loss" (term added to G's loss), "d_input"
-    (transform of D's real and fake inputs) or "d_constraint" (applied to D's weights after each D
-    step). ``weight_meaning`` says what the configured weight is for it: "lambda" (loss weight),
-    "noise std" or "clip bound".
+    ``apply``'s signature depends on ``kind`` (see ``KINDS``). ``weight_meaning`` says what the
+    configured weight is: a loss weight ("lambda"), the noise std or the clip bound.
+    ``gradient_penalty``: it differentiates D with respect to its input (so it is measured on a
+    pixel scale, and batch norm in D spoils it). ``lipschitz``: it constrains D's Lipschitz
+    constant (what the wgan loss needs). ``dirac``: the Dirac-GAN, whose D is a single vector psi,
+    can play it (weight penalties need weight matrices).
     """
 
     name: str
     kind: str
+    apply: Callable
     default_weight: float
     weight_meaning: str
     description: str
+    gradient_penalty: bool = False
+    lipschitz: bool = False
+    dirac: bool = True
 
 
-PENALTIES: dict[str, Penalty] = {
-    "wgan_gp": Penalty("wgan_gp", "d_loss", 10.0, "lambda", "WGAN-GP two-sided gradient penalty on interpolates"),
-    "dragan": Penalty("dragan", "d_loss", 10.0, "lambda", "DRAGAN gradient penalty around perturbed real data"),
-    "r1": Penalty("r1", "d_loss", 10.0, "lambda", "R1 zero-centred gradient penalty on real data (gamma)"),
-    "r2": Penalty("r2", "d_loss", 10.0, "lambda", "R2 zero-centred gradient penalty on generated data"),
-    "l2": Penalty("l2", "d_loss", 0.01, "lambda", "weight decay on D's weight tensors"),
-    "ortho": Penalty("ortho", "g_loss", 1e-4, "lambda", "BigGAN orthogonal regularization of G's weights"),
-    "instance_noise": Penalty("instance_noise", "d_input", 0.1, "noise std", "Gaussian noise on D's inputs"),
-    "wgan_clip": Penalty("wgan_clip", "d_constraint", 0.01, "clip bound", "WGAN weight clipping of D"),
-}
-
-_D_TERMS: dict[str, Callable[..., Tensor]] = {
-    "wgan_gp": lambda D, real, fake, labels, generator: wgan_gp(D, real, fake, labels, generator),
-    "dragan": lambda D, real, fake, labels, generator: dragan(D, real, labels, generator),
-    "r1": lambda D, real, fake, labels, generator: r1(D, real, labels),
-    "r2": lambda D, real, fake, labels, generator: r2(D, fake, labels),
-    "l2": lambda D, real, fake, labels, generator: l2(D),
-}
-
-_G_TERMS: dict[str, Callable[[nn.Module], Tensor]] = {"ortho": orthogonal}
-
-
-def _term(terms: dict[str, Callable[..., Tensor]], name: str, kind: str) -> Callable[..., Tensor]:
-    penalty = lookup(PENALTIES, name, "penalty")
-    if penalty.kind != kind:
-        raise ValueError(f"penalty {name!r} is of kind {penalty.kind!r}, not {kind!r}")
-    return terms[name]
-
-
-def d_penalty(name: str, D: nn.Module, real: Tensor, fake: Tensor, labels: Tensor | None,
-              generator: torch.Generator | None) -> Tensor:
-    """The unweighted D loss term of penalty ``name`` (a ``"d_loss"`` kind)."""
-    return _term(_D_TERMS, name, "d_loss")(D, real, fake, labels, generator)
-
-
-def g_penalty(name: str, G: nn.Module) -> Tensor:
-    """The unweighted G loss term of penalty ``name`` (a ``"g_loss"`` kind)."""
-    return _term(_G_TERMS, name, "g_loss")(G)
+PENALTIES: dict[str, Penalty] = {p.name: p for p in [
+    Penalty("wgan_gp", D_LOSS, lambda i: wgan_gp(i.D, i.real, i.fake, i.labels, i.generator, i.scale),
+            10.0, "lambda", "WGAN-GP two-sided gradient penalty on interpolates", gradient_penalty=True,
+            lipschitz=True),
+    Penalty("dragan", D_LOSS, lambda i: dragan(i.D, i.real, i.labels, i.generator, i.scale),
+            10.0, "lambda", "DRAGAN gradient penalty around perturbed real data", gradient_penalty=True,
+            lipschitz=True),
+    Penalty("r1", D_LOSS, lambda i: r1(i.D, i.real, i.labels, i.scale),
+            10.0, "lambda", "R1 zero-centred gradient penalty on real data (gamma)", gradient_penalty=True),
+    Penalty("r2", D_LOSS, lambda i: r2(i.D, i.fake, i.labels, i.scale),
+            10.0, "lambda", "R2 zero-centred gradient penalty on generated data", gradient_penalty=True),
+    Penalty("l2", D_LOSS, lambda i: l2(i.D), 0.01, "lambda", "weight decay on D's weight tensors", dirac=False),
+    Penalty("ortho", G_LOSS, lambda i: orthogonal(i.G), 1e-4, "lambda",
+            "BigGAN orthogonal regularization of G's weights", dirac=False),
+    Penalty("instance_noise", D_INPUT, add_instance_noise, 0.1, "noise std", "Gaussian noise on D's inputs"),
+    Penalty("wgan_clip", D_CONSTRAINT, clip_weights_, 0.01, "clip bound", "WGAN weight clipping of D",
+            lipschitz=True),
+]}

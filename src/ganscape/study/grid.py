@@ -35,9 +35,7 @@ class Cell:
     norm: str
 
     def overrides(self) -> list[str]:
-        name, _, weight = self.penalty.partition(":")
-        return [f"loss={self.loss}", f"penalty.name={name}", f"penalty.weight={weight or '[]'}",
-                f"d.norm={self.norm}"]
+        return [f"loss={self.loss}", f"penalty={self.penalty}", f"d.norm={self.norm}"]
 
     @property
     def slug(self) -> str:
@@ -80,7 +78,9 @@ def run_cell(preset, overrides, cell: Cell, seed: int, out: Path, steps: int | N
     import torch
 
     from ganscape.config import load_config
-    from ganscape.training.loop import derived_seed, generate, load_generator, train
+    from ganscape.training.loop import train
+    from ganscape.training.sampling import generate, load_generator
+    from ganscape.training.state import derived_seed
     from ganscape.training.run import RunDir
 
     torch.set_num_threads(1)  # one process per core beats threads for small networks

@@ -124,7 +124,8 @@ def remove_stale_temporaries(folder: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def prune_checkpoints(folder: Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest checkpoints."""
-    for _, path in list_checkpoints(folder)[:-keep]:
-        path.unlink(missing_ok=True)
+def prune_checkpoints(folder: Path, keep: int, protect: frozenset[int] = frozenset()) -> None:
+    """Delete all but the ``keep`` newest checkpoints and those at the steps in ``protect``."""
+    for step, path in list_checkpoints(folder)[:-keep]:
+        if step not in protect:
+            path.unlink(missing_ok=True)

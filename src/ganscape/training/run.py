@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from ganscape.config import Experiment, dump_yaml, load_config
 from ganscape.errors import CheckpointError
+from ganscape.jsonio import json_value
 from ganscape.training.checkpoint import list_checkpoints
 
 
@@ -73,20 +73,15 @@ class RunDir:
     def read_config(self, overrides: list[str] = ()) -> Experiment:
         return load_config(self.config_path, overrides)
 
+    def eval_result(self, step: int, raw: bool = False) -> Path:
+        """Where the evaluation of the checkpoint at ``step`` is written (``raw``: of the raw generator)."""
+        return self.eval / f"step_{step:08d}{'_raw' if raw else ''}.json"
+
     def latest_checkpoint(self) -> tuple[int, Path]:
         found = list_checkpoints(self.checkpoints)
         if not found:
             raise CheckpointError(f"run directory {self.path} has no checkpoint in {self.checkpoints}.")
         return found[-1]
-
-
-def json_value(value):
-    """A value as strict JSON allows it: numpy scalars as Python numbers, inf and nan as strings."""
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # keep metrics.jsonl strict JSON
-    return value
 
 
 class MetricsLog:

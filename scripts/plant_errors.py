@@ -1,0 +1,193 @@
+"""Plant single-line errors in the training arithmetic and check that the tests catch every one.
+
+    python scripts/plant_errors.py                 # every planted error, against the arithmetic tests
+    python scripts/plant_errors.py --only ema      # those whose name contains "ema"
+    python scripts/plant_errors.py --tests tests/  # against the whole suite (slow)
+
+Each planted error replaces one exact piece of one line of ``src/ganscape`` (a sign, a weight, a
+loop count, a decay, an optimizer argument, a penalty's input, ...), runs the tests with ``-x``, and
+restores the file, also when interrupted. An error that no test notices is reported as SURVIVED: the
+suite cannot see it, and a test should be written. The exit status is the number of survivors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src" / "ganscape"
+TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py", "tests/test_norms.py",
+         "tests/test_landscape.py"]
+
+# (name, file under src/ganscape, exact text, replacement)
+ERRORS = [
+    # the step
+    ("step: n_disc forced to 1", "training/step.py", "range(cfg.train.n_disc)", "range(1)"),
+    ("step: no instance noise on real data", "training/step.py",
+     "real = objective.d_input(real.to(device, non_blocking=True), state.step, state.noise_rng)",
+     "real = real.to(device, non_blocking=True)"),
+    ("step: no instance noise on fakes in D's update", "training/step.py",
+     "fake = objective.d_input(fake, state.step, state.noise_rng)", "fake = fake"),
+    ("step: no instance noise on fakes in G's update", "training/step.py",
+     "fake = objective.d_input(G(z, labels), state.step, state.noise_rng)", "fake = G(z, labels)"),
+    ("step: labels miss D in G's update", "training/step.py", "objective.g_totals(G, D(fake, labels))",
+     "objective.g_totals(G, D(fake, None))"),
+    ("step: labels miss D in D's update", "training/step.py", "objective.d_totals(D, real, fake, labels,",
+     "objective.d_totals(D, real, fake, None,"),
+    ("step: D's gradients accumulate", "training/step.py", "state.opt_d.zero_grad(set_to_none=True)", "pass"),
+    ("step: G's gradients accumulate", "training/step.py", "state.opt_g.zero_grad(set_to_none=True)", "pass"),
+    ("step: D's weight constraint skipped", "training/step.py", "objective.constrain(D)", "pass"),
+    ("step: D's layer constraints skipped", "training/step.py", "apply_constraints(D)", "pass"),
+    ("step: G's layer constraints skipped", "training/step.py", "apply_constraints(G)", "pass"),
+    ("step: penalties left out of D's backward", "training/step.py", "d.total.backward()", "d.loss.backward()"),
+    ("step: penalties left out of G's backward", "training/step.py", "g.total.backward()", "g.loss.backward()"),
+    ("step: EMA updated with the wrong step", "training/step.py", "state.ema.update(G, state.step)",
+     "state.ema.update(G, state.step + 1)"),
+    ("step: G's update reuses D's latents", "training/step.py",
+     "    z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)\n    D.requires_grad_(False)",
+     "    D.requires_grad_(False)"),
+    # the objective
+    ("objective: penalty weights dropped", "objectives/objective.py",
+     "loss + sum(weight * terms[penalty.name]", "loss + sum(terms[penalty.name]"),
+    ("objective: instance noise not annealed", "objectives/objective.py",
+     "strength = annealed(strength, step, self.anneal_steps)", "strength = strength"),
+    ("objective: real and fake logits swapped", "objectives/objective.py",
+     "real_logits, fake_logits = D(real, labels), D(fake, labels)",
+     "real_logits, fake_logits = D(fake, labels), D(real, labels)"),
+    ("objective: G's loss sign flipped", "objectives/objective.py", "loss = self.loss.g_loss(fake_logits)",
+     "loss = -self.loss.g_loss(fake_logits)"),
+    ("objective: penalties get real and fake swapped", "objectives/objective.py",
+     "PenaltyInputs(D, None, real, fake, labels,", "PenaltyInputs(D, None, fake, real, labels,"),
+    ("objective: penalties on the data scale always", "objectives/objective.py",
+     "PenaltyInputs(D, None, real, fake, labels, generator, self.scale)",
+     "PenaltyInputs(D, None, real, fake, labels, generator)"),
+    ("objective: constraint bound doubled", "objectives/objective.py", "penalty.apply(D, bound)",
+     "penalty.apply(D, 2 * bound)"),
+    # the losses
+    ("loss: D's BCE real term sign", "objectives/losses.py", "F.softplus(-real_logits).mean() + F.softplus(fake",
+     "F.softplus(real_logits).mean() + F.softplus(fake"),
+    ("loss: ns G sign", "objectives/losses.py", "return F.softplus(-fake_logits).mean()",
+     "return F.softplus(fake_logits).mean()"),
+    ("loss: minimax G sign", "objectives/losses.py", "return -F.softplus(fake_logits).mean()",
+     "return F.softplus(fake_logits).mean()"),
+    ("loss: wgan D sign", "objectives/losses.py", "return fake_logits.mean() - real_logits.mean()",
+     "return real_logits.mean() - fake_logits.mean()"),
+    ("loss: wgan G weight", "objectives/losses.py", "return -fake_logits.mean()", "return -2 * fake_logits.mean()"),
+    ("loss: ls D weight", "objectives/losses.py", "return 0.5 * (real - 1).square().mean() + 0.5 * fake",
+     "return (real - 1).square().mean() + 0.5 * fake"),
+    ("loss: ls G target", "objectives/losses.py", "return 0.5 * (torch.sigmoid(fake_logits) - 1)",
+     "return 0.5 * (torch.sigmoid(fake_logits) - 0.9)"),
+    ("loss: hinge margin", "objectives/losses.py", "F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits)",
+     "F.relu(1 - real_logits).mean() + F.relu(fake_logits)"),
+    # the penalties
+    ("penalty: wgan_gp target norm", "objectives/penalties.py",
+     "return (gradient_norm(D, x_hat, labels, scale) - 1).square().mean()",
+     "return (gradient_norm(D, x_hat, labels, scale) - 0.5).square().mean()"),
+    ("penalty: wgan_gp interpolates", "objectives/penalties.py", "x_hat = real + alpha * (fake - real)",
+     "x_hat = fake + alpha * (fake - real)"),
+    ("penalty: wgan_gp one alpha per element", "objectives/penalties.py",
+     "alpha = _uniform((real.shape[0],) + (1,) * (real.dim() - 1), real, generator)",
+     "alpha = _uniform(tuple(real.shape), real, generator)"),
+    ("penalty: dragan noise centre", "objectives/penalties.py", "u.std(correction=0) * (noise - 0.5)",
+     "u.std(correction=0) * (noise - 0.25)"),
+    ("penalty: dragan sample std", "objectives/penalties.py", "u.std(correction=0) * (noise - 0.5)",
+     "u.std() * (noise - 0.5)"),
+    ("penalty: dragan not clipped", "objectives/penalties.py", "u_tilde = u_tilde.clamp(*scale.bounds)",
+     "u_tilde = u_tilde"),
+    ("penalty: r1 without its half", "objectives/penalties.py",
+     "return 0.5 * input_gradient(D, real, labels, scale)", "return input_gradient(D, real, labels, scale)"),
+    ("penalty: r2 on the data scale", "objectives/penalties.py", "return r1(D, fake, labels, scale)",
+     "return r1(D, fake, labels)"),
+    ("penalty: r2 on real data", "objectives/penalties.py",
+     "Penalty(\"r2\", D_LOSS, lambda i: r2(i.D, i.fake,", "Penalty(\"r2\", D_LOSS, lambda i: r2(i.D, i.real,"),
+    ("penalty: gradient not differentiable", "objectives/penalties.py", "create_graph=True)", "create_graph=False)"),
+    ("penalty: unit scale offset", "objectives/penalties.py", "lambda x: (x + 1) / 2", "lambda x: x / 2"),
+    ("penalty: unit scale factor", "objectives/penalties.py", "lambda u: 2 * u - 1", "lambda u: u - 1"),
+    ("penalty: l2 sums over layers", "objectives/penalties.py",
+     "return torch.stack([0.5 * w.square().sum() for w in weight_tensors(D)]).mean()",
+     "return torch.stack([0.5 * w.square().sum() for w in weight_tensors(D)]).sum()"),
+    ("penalty: l2 without its half", "objectives/penalties.py", "[0.5 * w.square().sum() for w", "[w.square().sum() for w"),
+    ("penalty: ortho keeps the diagonal", "objectives/penalties.py",
+     "return (gram * (1 - torch.eye(", "return (gram * (1 + 0 * torch.eye("),
+    ("penalty: instance noise variance as std", "objectives/penalties.py",
+     "return x + std * torch.randn(", "return x + std ** 2 * torch.randn("),
+    ("penalty: anneal off by one", "objectives/penalties.py", "1.0 - step / anneal_steps",
+     "1.0 - (step + 1) / anneal_steps"),
+    ("penalty: clip bound", "objectives/penalties.py", "param.clamp_(-bound, bound)", "param.clamp_(-bound, 2 * bound)"),
+    # EMA
+    ("ema: decay and weight swapped", "training/ema.py", "weight = 1.0 - self.decay if", "weight = self.decay if"),
+    ("ema: start off by one", "training/ema.py", "if step >= self.start else", "if step > self.start else"),
+    ("ema: never moves", "training/ema.py", "avg.lerp_(param, weight)", "avg.lerp_(param, 0.0)"),
+    ("ema: buffers averaged", "training/ema.py", "avg.copy_(buf)", "avg.lerp_(buf, 0.5)"),
+    # optimizers
+    ("optim: adam ignores beta2", "training/optim.py", "betas=(cfg.beta1, cfg.beta2)", "betas=(cfg.beta1, 0.999)"),
+    ("optim: adam ignores beta1", "training/optim.py", "betas=(cfg.beta1, cfg.beta2)", "betas=(0.9, cfg.beta2)"),
+    ("optim: adam ignores eps", "training/optim.py", "betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)",
+     "betas=(cfg.beta1, cfg.beta2))"),
+    ("optim: rmsprop ignores alpha", "training/optim.py", "alpha=cfg.alpha, eps=cfg.eps", "eps=cfg.eps"),
+    ("optim: rmsprop lr", "training/optim.py", "RMSprop(params, lr=cfg.lr,", "RMSprop(params, lr=2 * cfg.lr,"),
+    ("state: G gets D's optimizer settings", "training/state.py", "(G.parameters(), cfg.g_opt)",
+     "(G.parameters(), cfg.d_opt)"),
+    ("state: EMA start ignored", "training/state.py", "EMA(G, cfg.train.ema, cfg.train.ema_start)",
+     "EMA(G, cfg.train.ema, 0)"),
+    # spectral and weight normalization, translated ReLU
+    ("spectral: u never stored", "nets/layers.py", "self.u.copy_(u)", "pass"),
+    ("spectral: u refined in eval mode too", "nets/layers.py", "        if self.training:\n            for _",
+     "        if True:\n            for _"),
+    ("spectral: two power iterations", "nets/layers.py", "for _ in range(self.n_power_iterations):",
+     "for _ in range(self.n_power_iterations + 1):"),
+    ("spectral: sigma without gradient", "nets/layers.py", "return self.weight / sigma",
+     "return self.weight / sigma.detach()"),
+    ("weight norm: one norm for the whole layer", "nets/layers.py",
+     "scale = self.tap_scale / self.weight_matrix().norm(dim=1).clamp_min(self.eps)",
+     "scale = self.tap_scale / self.weight_matrix().norm().clamp_min(self.eps)"),
+    ("weight norm: stride factor without its root", "nets/layers.py",
+     "self.tap_scale = math.sqrt(math.prod(self.stride))", "self.tap_scale = float(math.prod(self.stride))"),
+    ("weight norm: init bound", "nets/layers.py", "bound = init_factor / math.sqrt(", "bound = init_factor / ("),
+    ("treLU: threshold not added back", "nets/layers.py", "return rectified + alpha", "return rectified"),
+    ("treLU: slope clamped to [0, 2]", "nets/layers.py", "self.slope.clamp_(0.0, 1.0)", "self.slope.clamp_(0.0, 2.0)"),
+]
+
+
+def plant(path: Path, text: str, replacement: str) -> str:
+    original = path.read_text()
+    if original.count(text) != 1:
+        raise SystemExit(f"{path}: the text to replace occurs {original.count(text)} times, not once: {text!r}")
+    path.write_text(original.replace(text, replacement))
+    return original
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="plant only the errors whose name contains this")
+    parser.add_argument("--tests", nargs="*", default=TESTS, help="test files or folders (default: %(default)s)")
+    args = parser.parse_args()
+    chosen = [e for e in ERRORS if args.only in e[0]]
+    survivors = []
+    for i, (name, file, text, replacement) in enumerate(chosen, 1):
+        path = SRC / file
+        original = plant(path, text, replacement)
+        tic = time.perf_counter()
+        try:
+            result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                     *args.tests], cwd=REPO, capture_output=True, text=True)
+        finally:
+            path.write_text(original)
+        caught = result.returncode != 0
+        failed = next((line for line in result.stdout.splitlines() if line.startswith("FAILED")), "")
+        print(f"[{i}/{len(chosen)}] {'caught  ' if caught else 'SURVIVED'} {name}  ({time.perf_counter() - tic:.0f} s)"
+              + (f"\n    {failed[:160]}" if failed else ""), flush=True)
+        if not caught:
+            survivors.append(name)
+    print(f"\n{len(chosen) - len(survivors)} of {len(chosen)} planted errors caught.")
+    for name in survivors:
+        print(f"  survived: {name}")
+    return len(survivors)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""One GAN objective: the configured loss and penalties turned into D's and G's totals.
+
+The training step (``training.step``), the Dirac-GAN (``dynamics.dirac``) and the spectrum of a run
+(``dynamics.spectrum``) all call ``Objective``, so what is analysed is what is trained. It returns
+tensors (the totals, the unweighted terms and the logits); its callers choose backward, optimizer
+steps and logging.
+
+A step uses it in three parts:
+
+* ``d_input(x, step, generator)``: x as D sees it, after the d_input penalties (instance noise with
+  its annealed std). Real and generated batches both pass through it, in D's and in G's step.
+* ``d_totals(D, real, fake, labels, generator)``: D's loss on the batches as D sees them plus
+  every weighted d_loss penalty, computed on those same batches.
+* ``g_totals(G, fake_logits)``: G's loss on D's logits of the fakes plus every weighted g_loss
+  penalty.
+
+``constrain(D)`` applies the d_constraint penalties (WGAN weight clipping) after each D step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ganscape.errors import lookup
+from ganscape.objectives.losses import LOSSES, Loss
+from ganscape.objectives.penalties import (D_CONSTRAINT, D_INPUT, D_LOSS, DATA_SCALE, G_LOSS, PENALTIES,
+                                           PIXEL_SCALES, Penalty, PenaltyInputs, PixelScale, annealed)
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Totals:
+    """One player's objective at one step: ``total`` is minimised; ``loss`` is the GAN loss alone;
+    ``terms`` the unweighted value of each loss-term penalty by name. ``real_logits`` and
+    ``fake_logits`` are D's outputs that the loss was computed from (``real_logits`` is None for G)."""
+
+    total: Tensor
+    loss: Tensor
+    terms: dict[str, Tensor]
+    real_logits: Tensor | None
+    fake_logits: Tensor
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A loss with its penalties, each with its weight (its strength for d_input and d_constraint kinds)."""
+
+    loss: Loss
+    penalties: tuple[tuple[Penalty, float], ...] = ()
+    anneal_steps: int = 0  # d_input strengths fall linearly to 0 over this many steps (0: constant)
+    scale: PixelScale = DATA_SCALE  # where gradient penalties are measured
+
+    @classmethod
+    def from_config(cls, cfg) -> "Objective":
+        """The objective of an ``Experiment``: ``loss``, ``penalty.use``, ``penalty.noise_anneal_steps``
+        and ``penalty.pixel_scale``."""
+        penalties = tuple((lookup(PENALTIES, term.name, "penalty"), term.weight) for term in cfg.penalty.use)
+        return cls(lookup(LOSSES, cfg.loss, "loss"), penalties, cfg.penalty.noise_anneal_steps,
+                   lookup(PIXEL_SCALES, cfg.penalty.pixel_scale, "pixel scale"))
+
+    @classmethod
+    def of(cls, loss: str, penalties: dict[str, float] | None = None, **options) -> "Objective":
+        """Build from names, e.g. ``Objective.of("ns", {"r1": 1.0})``."""
+        return cls(lookup(LOSSES, loss, "loss"),
+                   tuple((lookup(PENALTIES, name, "penalty"), weight) for name, weight in (penalties or {}).items()),
+                   **options)
+
+    def of_kind(self, kind: str) -> list[tuple[Penalty, float]]:
+        return [(penalty, weight) for penalty, weight in self.penalties if penalty.kind == kind]
+
+    def weight(self, name: str) -> float:
+        """The weight of penalty ``name``, 0 when it is not used."""
+        return sum(weight for penalty, weight in self.penalties if penalty.name == name)
+
+    def d_input(self, x: Tensor, step: int, generator: torch.Generator | None) -> Tensor:
+        """``x`` as D sees it at ``step``: every d_input transform, at its annealed strength."""
+        for penalty, strength in self.of_kind(D_INPUT):
+            strength = annealed(strength, step, self.anneal_steps)
+            if strength > 0:
+                x = penalty.apply(x, strength, generator)
+        return x
+
+    def _weighted(self, kind: str, inputs: PenaltyInputs, loss: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        terms = {penalty.name: penalty.apply(inputs) for penalty, _ in self.of_kind(kind)}
+        total = loss + sum(weight * terms[penalty.name] for penalty, weight in self.of_kind(kind))
+        return total, terms
+
+    def d_totals(self, D: Callable[..., Tensor], real: Tensor, fake: Tensor, labels: Tensor | None,
+                      generator: torch.Generator | None) -> Totals:
+        """D's objective on ``real`` and ``fake`` as D sees them (see ``d_input``).
+
+        ``fake`` may keep its graph to G (the dynamics need how D's objective changes with G);
+        the penalties detach the points they are evaluated at.
+        """
+        real_logits, fake_logits = D(real, labels), D(fake, labels)
+        loss = self.loss.d_loss(real_logits, fake_logits)
+        inputs = PenaltyInputs(D, None, real, fake, labels, generator, self.scale)
+        total, terms = self._weighted(D_LOSS, inputs, loss)
+        return Totals(total, loss, terms, real_logits, fake_logits)
+
+    def g_totals(self, G: nn.Module | None, fake_logits: Tensor) -> Totals:
+        """G's objective from D's logits of the generated batch (as D saw it)."""
+        loss = self.loss.g_loss(fake_logits)
+        inputs = PenaltyInputs(None, G, None, None, None, None, self.scale)
+        total, terms = self._weighted(G_LOSS, inputs, loss)
+        return Totals(total, loss, terms, None, fake_logits)
+
+    def constrain(self, D: nn.Module) -> None:
+        """Apply every d_constraint (WGAN weight clipping) to D's weights, in place."""
+        for penalty, bound in self.of_kind(D_CONSTRAINT):
+            penalty.apply(D, bound)
+
+    def describe(self) -> str:
+        """E.g. "ns + r1 (weight 1)"."""
+        return " + ".join([self.loss.name, *(f"{p.name} (weight {w:g})" for p, w in self.penalties)])

@@ -1,0 +1,77 @@
+"""Generators out of a run: loading a checkpoint's generator, drawing samples, and sample pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganscape.config import Experiment
+from ganscape.data import build_dataset
+from ganscape.data.base import Dataset, is_image_data
+from ganscape.errors import CheckpointError
+from ganscape.metrics.evaluate import generated_batches
+from ganscape.nets import build_generator, conditioning_classes
+from ganscape.plots import image_grid, plot_points, save_png
+from ganscape.training.checkpoint import checkpoint_name, list_checkpoints, load_checkpoint
+from ganscape.training.run import MetricsLog, RunDir
+from ganscape.training.state import GANState, derived_seed
+
+
+def checkpoint_path(run: RunDir, step: int | None) -> tuple[int, Path]:
+    """(step, path) of a run's checkpoint at ``step``, or of its newest one."""
+    if step is None:
+        return run.latest_checkpoint()
+    path = run.checkpoints / checkpoint_name(step)
+    if not path.is_file():
+        steps = ", ".join(str(s) for s, _ in list_checkpoints(run.checkpoints)) or "none"
+        raise CheckpointError(f"{run} has no checkpoint at step {step} (checkpoints: {steps}).")
+    return step, path
+
+
+def load_generator(run: RunDir, step: int | None = None, ema: bool = True,
+                   device: str | torch.device = "cpu", data: Dataset | None = None) -> tuple[nn.Module, Experiment, int]:
+    """The generator of a run's checkpoint (the newest, or at ``step``), in eval mode.
+
+    ``ema`` picks the EMA weights when the run kept them. ``data``: the run's data set, when the
+    caller has it already (G's shape depends on it). Returns (G, config, step).
+    """
+    cfg = run.read_config()
+    step, path = checkpoint_path(run, step)
+    state = load_checkpoint(path)
+    G = build_generator(cfg, data if data is not None else build_dataset(cfg))
+    weights = state["G_ema"] if ema and state["G_ema"] is not None else state["G"]
+    try:
+        G.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
+    return G.to(device).eval(), cfg, step
+
+
+def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, num_classes: int = 0,
+             batch: int = 1024) -> torch.Tensor:
+    """``n`` samples from ``G`` in eval mode, with latents from a fixed seed (see ``generated_batches``)."""
+    return torch.cat(list(generated_batches(G, n, cfg.latent.dim, cfg.latent.dist, seed, device, num_classes,
+                                            batch)))
+
+
+def save_samples(state: GANState, data: Dataset, cfg: Experiment, run: RunDir, log: MetricsLog) -> Path:
+    """A picture of the sampling generator's output with the same latents at every step.
+
+    Images: an 8x8 grid. 2-D points: generated and real points over D's logit.
+    """
+    device = next(state.G.parameters()).device
+    seed = derived_seed(cfg.train.seed, "samples")
+    path = run.samples / f"step_{state.step:08d}.png"
+    if is_image_data(data):
+        fake = generate(state.sampler, 64, cfg, seed, device, conditioning_classes(cfg, data))
+        rgb = image_grid(fake, columns=8)
+        save_png(rgb, path)
+    else:
+        fake = generate(state.sampler, 2000, cfg, seed, device)
+        real, _ = data.sample(2000, torch.Generator().manual_seed(derived_seed(cfg.train.seed, "real-samples")))
+        which = "EMA generator" if state.ema is not None else "generator"
+        rgb = plot_points(real, fake, state.D, f"{cfg.data.name}, {cfg.loss}, step {state.step} ({which})", path)
+    log.image("samples", rgb, state.step)
+    return path

@@ -1,0 +1,98 @@
+"""The state of a training run: networks, optimizers, EMA, random streams and the step counter.
+
+All randomness of training is drawn from the generators held in ``GANState`` (data batches, latents,
+penalty and input noise) or from torch's global generator (initialisation), and all of them are
+stored in every checkpoint; logging, pictures and evaluation use their own fixed-seed generators and
+never touch the training streams. So a run is determined by its config, and a resumed run continues
+bit for bit as if it had never stopped (on the same hardware and thread count).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganscape.config import Experiment
+from ganscape.errors import ConfigError, lookup
+from ganscape.nets import build_discriminator, build_generator
+from ganscape.training.ema import EMA
+from ganscape.training.optim import OPTIMIZERS
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    """A fixed, well-separated seed for each named random stream of a run."""
+    return zlib.crc32(f"{seed}/{stream}".encode())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA GPU is available; use train.device=cpu.")
+    return device
+
+
+@dataclass
+class GANState:
+    """Everything needed to continue a run exactly."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    ema: EMA | None
+    data_rng: torch.Generator
+    latent_rng: torch.Generator
+    noise_rng: torch.Generator  # penalties and input noise
+    step: int = 0
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to sample from: the EMA when there is one."""
+        return self.ema.model if self.ema is not None else self.G
+
+    def state_dict(self) -> dict:
+        rng = {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
+               "noise": self.noise_rng.get_state(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.ema.model.state_dict() if self.ema else None,
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        rng = state["rng"]
+        self.data_rng.set_state(rng["data"])
+        self.latent_rng.set_state(rng["latent"])
+        self.noise_rng.set_state(rng["noise"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def build_state(cfg: Experiment, data, device: torch.device) -> GANState:
+    """Fresh networks (initialised from ``train.seed``), optimizers, EMA and random streams."""
+    torch.manual_seed(cfg.train.seed)
+    G = build_generator(cfg, data).to(device)
+    D = build_discriminator(cfg, data).to(device)
+    opt_g = lookup(OPTIMIZERS, cfg.g_opt.name, "optimizer")(G.parameters(), cfg.g_opt)
+    opt_d = lookup(OPTIMIZERS, cfg.d_opt.name, "optimizer")(D.parameters(), cfg.d_opt)
+    ema = EMA(G, cfg.train.ema, cfg.train.ema_start) if cfg.train.ema > 0 else None
+    data_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, "data"))
+    latent_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "latent"))
+    noise_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "noise"))
+    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng, noise_rng)
