@@ -112,8 +112,9 @@ def main() -> None:
     parser.add_argument("--reference-samples", type=int, default=0,
                         help="reference images (default: as many as --samples)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=MetricsConfig().batch_size,
-                        help="images per generator and Inception batch, the same for both libraries")
+    parser.add_argument("--batch-size", type=int, default=200,
+                        help="images per generator and Inception batch, the same for both libraries (default: "
+                             "%(default)s, what ganscape uses on a GPU)")
     parser.add_argument("--weights", default="",
                         help="FID Inception weights file (default: the one ganscape picks by itself)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each measurement (median reported)")

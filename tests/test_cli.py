@@ -83,11 +83,12 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_finishes(tiny,
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # not 0: 'train && eval' must not carry on after an interruption
     assert "stopping after this step" in err
     steps = [s for s, _ in list_checkpoints(tmp_path / "runs" / "tiny" / "checkpoints")]
     assert len(steps) == 1 and 20 <= steps[0] < 100000
     assert f"trained to step {steps[0]} of 100000" in out
+    assert f"stopped at step {steps[0]} on request; continue with: ganscape resume {tmp_path / 'runs' / 'tiny'}" in out
     # Resume with a nearer goal to finish quickly.
     assert main(["resume", str(tmp_path / "runs" / "tiny"), f"train.steps={steps[0] + 10}"]) == 0
     assert [s for s, _ in list_checkpoints(tmp_path / "runs" / "tiny" / "checkpoints")][-1] == steps[0] + 10

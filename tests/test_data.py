@@ -315,12 +315,13 @@ def test_corrupt_and_truncated_images_are_named(tmp_path, monkeypatch):
     root = write_image_folder(tmp_path / "faces")
     noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     (root / "truncated.png").write_bytes(encode(noisy)[:3000])
+    data = build("image_folder", root=str(root), resolution=12)  # files are decoded when first needed
     with pytest.raises(DataError, match="truncated.png"):
-        build("image_folder", root=str(root), resolution=12)
+        data.sample(4, gen())
     (root / "truncated.png").unlink()
     (root / "garbage.jpg").write_bytes(b"\xff\xd8 this is no jpeg")
     with pytest.raises(DataError, match="garbage.jpg"):
-        build("image_folder", root=str(root), resolution=12)
+        build("image_folder", root=str(root), resolution=12).take(torch.arange(2))
     monkeypatch.setattr(images, "MEMORY_LIMIT", 0)
     only_bad = tmp_path / "bad"
     only_bad.mkdir()
@@ -406,7 +407,7 @@ def test_class_folder_zip_read_lazily_and_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MEMORY_LIMIT", 2**30)
     broken = write_zip(tmp_path / "broken.zip", {**class_files(), "cat/9999.jpg": b"\xff\xd8 not a jpeg"})
     with pytest.raises(DataError, match=r"broken.zip \(member cat/9999.jpg\)"):
-        build("class_folder", root=str(broken), resolution=8)
+        build("class_folder", root=str(broken), resolution=8).sample(2, gen())
     loose = write_zip(tmp_path / "loose.zip", {**class_files(), "stray.png": encode(solid((0, 0, 0), 4, 4))})
     with pytest.raises(DataError, match="'stray.png' is in no class folder"):
         build("class_folder", root=str(loose), resolution=8)
@@ -524,7 +525,7 @@ def test_lmdb_images_split_and_decode_lazily(tmp_path, monkeypatch):
 def test_lmdb_corrupt_record_is_named(tmp_path):
     path = write_lmdb(tmp_path / "db", {b"good": encode(solid((1, 2, 3), 8, 8)), b"bad": b"RIFF junk"})
     with pytest.raises(DataError, match=r"db \(key b'bad'\)"):
-        build("lmdb", root=str(path), resolution=8)
+        build("lmdb", root=str(path), resolution=8).sample(2, gen())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -242,14 +242,27 @@ def test_generated_batches_are_reproducible_and_restore_mode():
 def test_eval_command_writes_values_and_protocol(tiny, tmp_path, capsys):
     assert main(["train", *tiny]) == 0
     run = RunDir(tmp_path / "runs" / "tiny")
+    during_training = (run.eval / "step_00000020.json").read_text()  # 500 samples
+    capsys.readouterr()
     assert main(["eval", str(run), "--metrics", "modes", "--samples", "300", "--step", "20"]) == 0
-    result = json.loads((run.eval / "step_00000020.json").read_text())
+    # Another protocol: the training's result is kept, the new one goes beside it, and eval says so.
+    assert (run.eval / "step_00000020.json").read_text() == during_training
+    out = capsys.readouterr().out
+    assert "kept step_00000020.json: it was computed under another protocol" in out
+    assert "num_samples 500, now 300" in out
+    (beside,) = run.eval.glob("step_00000020-*.json")
+    assert f"wrote {beside}" in out
+    result = json.loads(beside.read_text())
     assert result["step"] == 20 and result["protocol"]["generator"] == "ema"
     assert result["protocol"]["num_samples"] == 300 and result["protocol"]["modes"]["kind"] == "2-D mixture"
     assert set(result["values"]) >= {"modes_covered", "kl_to_uniform", "high_quality_pct"}
     assert main(["eval", str(run), "--raw", "eval.samples=200"]) == 0
-    raw = json.loads((run.eval / "step_00000040_raw.json").read_text())
+    (raw_path,) = run.eval.glob("step_00000040_raw-*.json")  # training evaluated the raw G with 500 samples
+    raw = json.loads(raw_path.read_text())
     assert raw["protocol"]["generator"] == "raw" and raw["protocol"]["num_samples"] == 200
+    assert main(["eval", str(run), "--raw", "eval.samples=200"]) == 0  # the same protocol again: replaced
+    assert sorted(p.name for p in run.eval.glob("step_00000040_raw*.json")) == sorted(["step_00000040_raw.json",
+                                                                                        raw_path.name])
     capsys.readouterr()
     assert main(["eval", str(run), "--metrics", "fid"]) == 2
     assert "image data" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from ganscape.cli import main
 from ganscape.config import load_config
 from ganscape.data import build_dataset
 from ganscape.nets import build_discriminator, build_generator
+from ganscape.plots import TITLE_HEIGHT, with_title
 from ganscape.training.loop import train
 from ganscape.training.run import RunDir
 
@@ -24,11 +25,20 @@ def test_digits_preset_trains_through_the_command_line_and_writes_a_sample_grid(
                  "log.tensorboard=true", *TINY_IMAGES])
     assert code == 0
     grid = np.asarray(Image.open(tmp_path / "d" / "samples" / "step_00000002.png"))
-    assert grid.shape == (8 * 34 + 2, 8 * 34 + 2, 3)  # 8x8 images of 32x32 with 2-pixel padding
-    tiles = grid[2:-2, 2:-2]
+    assert grid.shape == (TITLE_HEIGHT + 8 * 34 + 2, 8 * 34 + 2, 3)  # a caption; 8x8 images of 32x32, 2-pixel padding
+    caption, tiles = grid[:TITLE_HEIGHT], grid[TITLE_HEIGHT + 2:-2, 2:-2]
     assert tiles.std() > 0  # generated pixels, not a blank picture
+    assert (caption < 128).any() and (caption > 128).mean() > 0.8  # dark text on white
     assert list((tmp_path / "d" / "events").glob("events.out.tfevents.*"))
     assert "trained to step 2 of 2" in capsys.readouterr().out
+
+
+def test_image_grids_are_captioned_with_step_and_generator():
+    """The caption is drawn text: changing it changes the strip's pixels, never the grid below it."""
+    grid = np.zeros((20, 60, 3), dtype=np.uint8)
+    a, b = with_title(grid, "step 10, EMA generator"), with_title(grid, "step 20, generator")
+    assert a.shape == (20 + TITLE_HEIGHT, 60, 3) and np.array_equal(a[TITLE_HEIGHT:], grid)
+    assert not np.array_equal(a[:TITLE_HEIGHT], b[:TITLE_HEIGHT])
 
 
 @pytest.mark.parametrize("arch", ["sndcgan", "dcgan", "resnet_cifar", "wn_resnet"])

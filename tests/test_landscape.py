@@ -186,3 +186,14 @@ def test_unit_pixel_scale_needs_image_data(tiny):
     with pytest.raises(ConfigError, match="pixel_scale=unit measures gradient penalties on images in \\[0, 1\\]; "
                                           "ring8 is not image data"):
         train(cfg, RunDir.create(cfg), progress=False)
+
+
+def test_grid_tables_count_infinite_values_apart():
+    """A KL is infinite when a run has no high-quality sample: the table says so (before: 'inf ± nan')."""
+    from ganscape.study.grid import Cell, markdown_table, summarize
+
+    rows = [{"loss": "ns", "penalty": "none", "norm": "none", "status": "ok", "modes_covered": m,
+             "high_quality_pct": q, "kl_to_uniform": kl, "num_modes": 8}
+            for m, q, kl in ((8, 80.0, 0.1), (0, 0.0, float("inf")), (8, 90.0, 0.3))]
+    table = markdown_table(summarize(rows, [Cell("ns", "none", "none")]))
+    assert "| 0.200 ± 0.100; ∞ in 1 run(s) |" in table and "nan" not in table

@@ -15,7 +15,6 @@ the step documents. The step's gradients are read where the optimizers see them 
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest

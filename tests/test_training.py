@@ -11,27 +11,13 @@ from ganscape.objectives import losses
 from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
 from ganscape.training.loop import train
 from ganscape.training.run import RunDir, read_metrics
+from run_states import assert_same_state, final_state
 
 
 def run_once(overrides, name, **kwargs):
     cfg = load_config(None, overrides + [f"run.name={name}"])
     run = RunDir.create(cfg)
     return cfg, run, train(cfg, run, progress=False, **kwargs)
-
-
-def final_state(run):
-    return load_checkpoint(run.latest_checkpoint()[1])
-
-
-def assert_same_state(a, b):
-    for net in ("G", "D", "G_ema"):
-        assert a[net].keys() == b[net].keys()
-        for key in a[net]:
-            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs"
-    for opt in ("opt_g", "opt_d"):
-        for pid, slots in a[opt]["state"].items():
-            for slot, value in slots.items():
-                assert torch.equal(value, b[opt]["state"][pid][slot]), f"{opt}.{pid}.{slot} differs"
 
 
 @pytest.mark.parametrize("extra", [[], ["train.n_disc=2", "g_opt.name=rmsprop", "d_opt.name=rmsprop",

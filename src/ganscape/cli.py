@@ -17,14 +17,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import warnings
 
 from ganscape import __version__
-from ganscape.errors import ConfigError, ConfigWarning, DataError, DivergenceError, GanscapeError
+from ganscape.config import RESUMABLE_KEYS
+from ganscape.errors import ConfigError, ConfigWarning, DataError, DivergenceError, GanscapeError, GanscapeWarning
 
-# Keys that may change when a run is resumed: they do not alter its trajectory.
-RESUMABLE_PREFIXES = ("train.steps", "train.device", "log.", "eval.", "checkpoint.")
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_BUG = 2, 3, 130, 141, 1
 
 
 def split_arguments(args: list[str]) -> tuple[str | None, list[str]]:
@@ -39,7 +41,6 @@ def split_arguments(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def print_summary(summary: dict) -> None:
-    print(f"run directory: {summary['run_dir']}")
     print(f"trained to step {summary['step']} of {summary['steps']} in {summary['wall_time_s']:.1f} s")
     results = summary["results"]
     if "eval/modes_covered" in results and "eval/high_quality_pct" in results:
@@ -64,6 +65,17 @@ def check_override_keys(overrides: list[str], prefixes: tuple[str, ...], why: st
                               f"{', '.join(p + '*' for p in prefixes)}.")
 
 
+def finish(summary: dict, run) -> int:
+    """Print the summary; a run stopped by Ctrl-C says how to continue and exits with 130."""
+    print_summary(summary)
+    if summary["stopped"]:
+        print(f"stopped at step {summary['step']} on request; continue with: ganscape resume {run}")
+        return EXIT_INTERRUPTED
+    if summary["step"] < summary["steps"]:
+        print(f"continue with: ganscape resume {run}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from ganscape.config import load_config
     from ganscape.training.loop import train
@@ -73,8 +85,12 @@ def cmd_train(args) -> int:
     cfg = load_config(preset, overrides)
     run = RunDir.create(cfg)
     print(f"run directory: {run}", flush=True)
-    print_summary(train(cfg, run, until=args.until))
-    return 0
+    try:
+        summary = train(cfg, run, until=args.until)
+    except BaseException:
+        run.discard_if_unused()  # a run that failed before its first logged step leaves nothing behind
+        raise
+    return finish(summary, run)
 
 
 def cmd_resume(args) -> int:
@@ -82,16 +98,23 @@ def cmd_resume(args) -> int:
     from ganscape.training.run import RunDir
 
     run = RunDir.open(args.run_dir)
-    check_override_keys(args.overrides, RESUMABLE_PREFIXES, "when resuming: it would change the run")
-    cfg = run.read_config(args.overrides)
-    step, path = run.latest_checkpoint()
-    if step >= cfg.train.steps:
-        print(f"{run} is already at step {step} of {cfg.train.steps}; raise train.steps=N to train longer.")
-        return 0
-    run.write_config(cfg)
-    print(f"resuming {run} from step {step} ({path.name})", flush=True)
-    print_summary(train(cfg, run, resume=True, until=args.until))
-    return 0
+    check_override_keys(args.overrides, RESUMABLE_KEYS, "when resuming: it would change the run")
+    run.acquire()  # before reading or writing its config: another process may be training it
+    try:
+        if args.restore_config:
+            kept = run.restore_config()
+            print(f"restored {run.config_path} from the newest checkpoint"
+                  + (f" (the old file is {kept})" if kept else ""))
+        cfg = run.read_config(args.overrides)
+        step = args.from_step if args.from_step is not None else run.latest_checkpoint()[0]
+        if step >= cfg.train.steps:
+            print(f"{run} is already at step {step} of {cfg.train.steps}; raise train.steps=N to train longer.")
+            return 0
+        run.write_config(cfg)
+        print(f"resuming {run} from step {step}", flush=True)
+        return finish(train(cfg, run, resume=True, until=args.until, from_step=args.from_step), run)
+    finally:
+        run.release()
 
 
 EVAL_PREFIXES = ("eval.", "metrics.")
@@ -101,7 +124,7 @@ def cmd_eval(args) -> int:
     import time
 
     from ganscape.data import build_dataset
-    from ganscape.metrics.evaluate import Evaluator, write_result
+    from ganscape.metrics.evaluate import Evaluator, kept_difference, write_result
     from ganscape.training.run import RunDir
     from ganscape.training.sampling import load_generator
     from ganscape.training.state import derived_seed, resolve_device
@@ -126,11 +149,13 @@ def cmd_eval(args) -> int:
     values = evaluator(G)
     protocol = evaluator.protocol() | {"generator": "ema" if has_ema and not args.raw else "raw",
                                        "seconds": time.perf_counter() - tic}
-    path = write_result(run.eval_result(step, raw=has_ema and args.raw),
-                        {"step": step, "values": values, "protocol": protocol})
+    path, kept = write_result(run.eval_result(step, raw=has_ema and args.raw),
+                              {"step": step, "values": values, "protocol": protocol})
     print(f"{run} step {step} ({protocol['generator']} generator), {evaluator.num_samples} samples:")
     for key, value in values.items():
         print(f"  {key:16s} {value:.6g}" if isinstance(value, float) else f"  {key:16s} {value}")
+    if kept is not None:
+        print(f"kept {kept.name}: it was computed under another protocol ({kept_difference(kept, protocol)})")
     print(f"wrote {path}")
     return 0
 
@@ -191,8 +216,11 @@ def cmd_config_show(args) -> int:
     except DataError as err:
         print(f"# parameters: not counted, the data set is not available: {err}")
         return 0
-    with torch.device("meta"):  # count parameters without allocating them
-        G, D = build_generator(cfg, data), build_discriminator(cfg, data)
+    try:
+        with torch.device("meta"):  # count parameters without allocating them
+            G, D = build_generator(cfg, data), build_discriminator(cfg, data)
+    except (RuntimeError, ValueError, OverflowError) as err:  # sizes no machine can hold
+        raise ConfigError(f"the networks of this config cannot be built: {err}") from None
     print(f"# parameters: G {count_parameters(G):,}  D {count_parameters(D):,}")
     return 0
 
@@ -234,6 +262,8 @@ def cmd_data_info(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganscape", description="Train, evaluate and study GANs.")
     parser.add_argument("--version", action="version", version=f"ganscape {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also GANSCAPE_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a new run",
@@ -247,8 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue a run from its latest checkpoint")
     resume.add_argument("run_dir", metavar="RUN_DIR")
     resume.add_argument("overrides", nargs="*", metavar="key=value",
-                        help=f"only keys that do not change the run: {', '.join(RESUMABLE_PREFIXES)}")
+                        help=f"only keys that do not change the run: {', '.join(RESUMABLE_KEYS)}")
     resume.add_argument("--until", type=int, metavar="STEP", help="stop at this step with a checkpoint")
+    resume.add_argument("--from-step", type=int, metavar="STEP",
+                        help="continue from this checkpoint instead of the newest (newer ones are moved aside "
+                             "into checkpoints/superseded-<time>/)")
+    resume.add_argument("--restore-config", action="store_true",
+                        help="first write the config stored in the newest checkpoint back to config.yaml (the old "
+                             "file is kept beside it)")
     resume.set_defaults(func=cmd_resume)
 
     evaluate = commands.add_parser(
@@ -322,26 +358,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
-    if issubclass(category, ConfigWarning):
+    if issubclass(category, (ConfigWarning, GanscapeWarning)):
         print(f"ganscape: warning: {message}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
+OS_ADVICE = {
+    errno.ENOSPC: "free some space, then continue the run with 'ganscape resume RUN_DIR': its checkpoints are "
+                  "written atomically, so the last one is intact",
+    errno.EROFS: "the file system is read-only; choose a writable place (e.g. run.root=PATH)",
+    errno.EACCES: "check the permissions of the folder, or choose another place (e.g. run.root=PATH)",
+    errno.EPERM: "check the permissions of the folder, or choose another place (e.g. run.root=PATH)",
+    errno.ENAMETOOLONG: "choose a shorter name (run.name, run.root)",
+    errno.EDQUOT: "you are over your disk quota; free some space, then resume",
+}
+
+
+def explain(err: BaseException) -> str:
+    """One line for an error that is not ganscape's own: what happened, to which file, what to do."""
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        advice = OS_ADVICE.get(err.errno)
+        return f"{err.strerror or err}{where}" + (f"; {advice}." if advice else ".")
+    if isinstance(err, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({err.reason} at byte {err.start}); a config or log must be text."
+    return (f"internal error: {type(err).__name__}: {err}. This is a bug in ganscape; please report it with the "
+            "traceback that --debug shows.")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may also follow the options (argparse collects positionals before them only)
-    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides += extra
+    positional = next((name for name in ("overrides", "args") if hasattr(args, name)), None)
+    if extra and positional and all("=" in e and not e.startswith("-") for e in extra):
+        setattr(args, positional, getattr(args, positional) + extra)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     warnings.showwarning = show_warning
+    debug = args.debug or os.environ.get("GANSCAPE_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (e.g. '| head'): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("\nganscape: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DivergenceError as err:
         print(f"ganscape: {err}", file=sys.stderr)
-        return 3
+        return EXIT_DIVERGED
     except GanscapeError as err:
+        if debug:
+            raise
         print(f"ganscape: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except Exception as err:  # noqa: BLE001 - the one boundary where any error becomes one clear line
+        if debug:
+            raise
+        print(f"ganscape: error: {explain(err)}", file=sys.stderr)
+        return EXIT_ERROR if isinstance(err, (OSError, UnicodeDecodeError)) else EXIT_BUG

@@ -20,6 +20,10 @@ class ConfigWarning(UserWarning):
     """A configuration that runs but that the literature advises against."""
 
 
+class GanscapeWarning(UserWarning):
+    """Something the user should know that does not stop the work (a dropped log line, a clipped setting)."""
+
+
 class CheckpointError(GanscapeError):
     """A checkpoint or run directory is missing, corrupt or incompatible."""
 

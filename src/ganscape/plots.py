@@ -72,6 +72,19 @@ def image_grid(images: torch.Tensor, columns: int = 8, padding: int = 2) -> np.n
     return grid
 
 
+TITLE_HEIGHT = 16  # pixels of the caption strip above an image grid
+
+
+def with_title(rgb: np.ndarray, title: str) -> np.ndarray:
+    """``rgb`` with a white strip above it that holds ``title`` in black (PIL's built-in font)."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("RGB", (rgb.shape[1], rgb.shape[0] + TITLE_HEIGHT), "white")
+    canvas.paste(Image.fromarray(rgb), (0, TITLE_HEIGHT))
+    ImageDraw.Draw(canvas).text((3, 2), title, fill="black")
+    return np.asarray(canvas).copy()
+
+
 def save_png(rgb: np.ndarray, path: Path) -> None:
     from PIL import Image
 

@@ -95,6 +95,9 @@ def locate(root: str) -> Path:
                     f"or fetch {CIFAR10_URL} yourself, and point to it with data.root=PATH.")
 
 
+MAX_BATCH_BYTES = 64 << 20  # a batch of 10,000 images is 30.7 MB
+
+
 def read_archive(path: Path, names: list[str]) -> dict[str, bytes]:
     """The named batch files from the tar.gz, in one pass over it (gzip cannot seek back cheaply)."""
     found: dict[str, bytes] = {}
@@ -103,6 +106,9 @@ def read_archive(path: Path, names: list[str]) -> dict[str, bytes]:
             for member in tar:
                 name = PurePosixPath(member.name).name
                 if member.isfile() and name in names:
+                    if member.size > MAX_BATCH_BYTES:
+                        raise DataError(f"the CIFAR-10 archive {path} holds {name} of {member.size:,} bytes; a batch "
+                                        "file has 30,730,000 or so: the archive is corrupt.")
                     found[name] = tar.extractfile(member).read()
                     if len(found) == len(names):
                         break
@@ -118,6 +124,10 @@ def read_folder(path: Path, names: list[str]) -> dict[str, bytes]:
     missing = [name for name in names if not (path / name).is_file()]
     if missing:
         raise DataError(f"the CIFAR-10 folder {path} lacks {', '.join(missing)}.")
+    large = [name for name in names if (path / name).stat().st_size > MAX_BATCH_BYTES]
+    if large:
+        raise DataError(f"the CIFAR-10 folder {path} holds {large[0]} of {(path / large[0]).stat().st_size:,} bytes; "
+                        "a batch file has 30,730,000 or so: the folder is corrupt.")
     return {name: (path / name).read_bytes() for name in names}
 
 

@@ -44,14 +44,22 @@ def image_folder(cfg):
     return load_images(source, resolution, name="image_folder", flip=cfg.flip, crop=cfg.crop)
 
 
+MAX_MEMBER_BYTES = 256 << 20  # no single image file of a data set is larger than this
+
+
 def zip_image_names(path: Path) -> list[str]:
-    """The sorted names of the image members of a zip file."""
+    """The sorted names of the image members of a zip file, refusing one that would inflate to more
+    than ``MAX_MEMBER_BYTES`` (the sizes are read from the zip's directory, nothing is inflated)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return sorted(info.filename for info in archive.infolist()
-                          if not info.is_dir() and is_image_name(info.filename))
+            members = [info for info in archive.infolist() if not info.is_dir() and is_image_name(info.filename)]
     except (zipfile.BadZipFile, OSError) as err:
         raise DataError(f"cannot read the zip file {path}: {err}") from None
+    huge = [info for info in members if info.file_size > MAX_MEMBER_BYTES]
+    if huge:
+        raise DataError(f"{path} (member {huge[0].filename}) would inflate to {huge[0].file_size:,} bytes, more than "
+                        f"any image of a data set ({MAX_MEMBER_BYTES:,}); the zip is corrupt or malicious.")
+    return sorted(info.filename for info in members)
 
 
 def class_labels(names: list[str], root: Path) -> tuple[list[str], torch.Tensor]:

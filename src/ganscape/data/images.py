@@ -347,12 +347,38 @@ class LazyImages(ImageSet):
         return self._to_float(self._decode(index), None), None if self.labels is None else self.labels[index]
 
 
+class DecodedOnUse(InMemoryImages):
+    """Image files decoded into memory (uint8) the first time an image is needed.
+
+    Building the data set only lists the files, so what needs its shape or class count alone (``config
+    show``, evaluating a run against another split) does not wait for thousands of files to decode.
+    """
+
+    def __init__(self, source: ImageSource, resolution: int, *, name: str, labels: torch.Tensor | None = None,
+                 num_classes: int = 0, flip: bool = False, crop: str = "resize"):
+        check_labels(labels, len(source), num_classes)
+        ImageSet.__init__(self, name, (3, resolution, resolution), num_classes, flip, source.description)
+        self.source, self.crop, self.labels = source, crop, labels
+        self._images: torch.Tensor | None = None
+
+    @property
+    def images(self) -> torch.Tensor:
+        if self._images is None:
+            with torch.inference_mode(False):  # the decoding threads write into it outside any inference mode
+                self._images = decode_all(self.source, self.shape[-1], self.name, self.crop)
+        return self._images
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
 def load_images(source: ImageSource, resolution: int, *, name: str, labels: torch.Tensor | None = None,
                 num_classes: int = 0, flip: bool = False, crop: str = "resize") -> InMemoryImages | LazyImages:
-    """Decode ``source`` into memory when its uint8 images fit under MEMORY_LIMIT, else decode lazily."""
+    """Images held in memory (decoded on first use) when their uint8 form fits under MEMORY_LIMIT, else
+    decoded per batch."""
     if len(source) * 3 * resolution * resolution <= MEMORY_LIMIT:
-        return InMemoryImages(decode_all(source, resolution, name, crop), labels, name=name, num_classes=num_classes,
-                              flip=flip, source=source.description)
+        return DecodedOnUse(source, resolution, name=name, labels=labels, num_classes=num_classes, flip=flip,
+                            crop=crop)
     return LazyImages(source, resolution, name=name, labels=labels, num_classes=num_classes, flip=flip, crop=crop)
 
 
@@ -405,7 +431,8 @@ def require_root(cfg, what: str, example: str) -> Path:
         raise ConfigError(f"data.name={what} needs data.root, e.g. data.root={example}.")
     root = Path(cfg.root).expanduser()
     if not root.exists():
-        raise DataError(f"{what}: data.root {root} does not exist.")
+        relative = "" if root.is_absolute() else f" (a relative data.root is taken from the current folder, {Path.cwd()})"
+        raise DataError(f"{what}: data.root {root} does not exist{relative}.")
     return root
 
 

@@ -44,30 +44,38 @@ def open_env(path: Path):
         raise DataError(f"cannot open the LMDB database {path}: {err}") from None
 
 
-class LmdbSource:
-    """Records of an LMDB database by key.
+_ENVIRONMENTS: dict[tuple[int, Path], object] = {}  # (process, database) -> its one open environment
+_ENVIRONMENTS_LOCK = threading.Lock()
 
-    LMDB forbids opening one database twice in a process, and a forked child must not reuse its
-    parent's handle, so each process opens it once, on first use; threads share that handle with
-    one read transaction per record.
-    """
+
+def shared_env(path: Path):
+    """The process's one environment of the database at ``path``: LMDB forbids opening a database twice in
+    a process (a training split and a test split read the same file), and a forked child must not
+    reuse its parent's handle, so each process opens it once, on first use."""
+    where = Path(path).resolve()
+    if where.is_file() and where.name == "data.mdb":  # the folder and its data.mdb are one database
+        where = where.parent
+    key = (os.getpid(), where)
+    with _ENVIRONMENTS_LOCK:
+        if key not in _ENVIRONMENTS:
+            _ENVIRONMENTS[key] = open_env(where)
+        return _ENVIRONMENTS[key]
+
+
+class LmdbSource:
+    """Records of an LMDB database by key; threads share the process's environment with one read
+    transaction per record."""
 
     def __init__(self, path: Path, keys: Sequence[bytes]):
         self.path = Path(path)
         self.keys = list(keys)
         self.description = str(self.path)
-        self._lock = threading.Lock()
-        self._env = None
-        self._pid = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def _environment(self):
-        with self._lock:
-            if self._pid != os.getpid():
-                self._env, self._pid = open_env(self.path), os.getpid()
-            return self._env
+        return shared_env(self.path)
 
     def read(self, index: int) -> bytes:
         lmdb = import_lmdb()
@@ -86,12 +94,8 @@ class LmdbSource:
 
 def read_keys(path: Path) -> list[bytes]:
     """All keys, in the database's (byte-wise sorted) order."""
-    env = open_env(path)
-    try:
-        with env.begin() as txn:
-            return list(txn.cursor().iternext(keys=True, values=False))
-    finally:
-        env.close()
+    with shared_env(path).begin() as txn:
+        return list(txn.cursor().iternext(keys=True, values=False))
 
 
 def lmdb_images(cfg):

@@ -44,26 +44,43 @@ def find_file(root: str, stem: str) -> Path:
                     f"with data.root=PATH.")
 
 
+MAX_IDX_BYTES = 1 << 30  # more than 1 GiB of values is no MNIST file (the training images are 47 MB)
+
+
 def read_idx(path: Path, magic: int) -> np.ndarray:
-    """The uint8 array of an IDX file, after checking its magic number and its length."""
+    """The uint8 array of an IDX file, after checking its magic number and its length.
+
+    The header is read first, and only as many bytes as it announces (checking that nothing follows),
+    so a compressed file that expands to far more than MNIST holds is refused without inflating it.
+    """
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            header = f.read(header_size)
+            if len(header) < header_size:
+                raise DataError(f"{path} is truncated: {len(header)} bytes, less than its {header_size}-byte IDX "
+                                "header.")
+            found = struct.unpack(">i", header[:4])[0]
+            if found != magic:
+                raise DataError(f"{path} is not an MNIST {'image' if magic == IMAGES_MAGIC else 'label'} file: "
+                                f"its magic number is {found}, expected {magic}.")
+            shape = struct.unpack(f">{ndim}I", header[4:])
+            expected = int(np.prod(shape))
+            if expected == 0:
+                raise DataError(f"{path} holds no {'images' if magic == IMAGES_MAGIC else 'labels'} (its header "
+                                f"announces {shape}).")
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path} announces {shape} = {expected:,} values, more than any MNIST file holds; "
+                                "it is corrupt.")
+            raw = f.read(expected + 1)
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"cannot read {path}: {err}") from None
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: {len(raw)} bytes, less than its {header}-byte IDX header.")
-    found = struct.unpack(">i", raw[:4])[0]
-    if found != magic:
-        raise DataError(f"{path} is not an MNIST {'image' if magic == IMAGES_MAGIC else 'label'} file: "
-                        f"its magic number is {found}, expected {magic}.")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape))
-    if len(raw) - header != expected:
-        raise DataError(f"{path} has {len(raw) - header} bytes of values, but its header announces {shape} = "
-                        f"{expected}: the file is {'truncated' if len(raw) - header < expected else 'corrupt'}.")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    if len(raw) != expected:
+        raise DataError(f"{path} has {'only ' + str(len(raw)) if len(raw) < expected else 'more than ' + str(expected)} "
+                        f"bytes of values, but its header announces {shape} = {expected}: the file is "
+                        f"{'truncated' if len(raw) < expected else 'corrupt'}.")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def load_mnist(cfg) -> tuple[torch.Tensor, torch.Tensor, Path]:

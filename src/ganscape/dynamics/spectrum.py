@@ -34,9 +34,10 @@ from ganscape.dynamics.field import game_totals, gradient_field
 from ganscape.errors import CheckpointError, ConfigError, GanscapeError
 from ganscape.nets import build_discriminator, sample_latent
 from ganscape.objectives.objective import Objective
-from ganscape.training.checkpoint import checkpoint_name, load_checkpoint
+from ganscape.training.checkpoint import checkpoint_name
 from ganscape.training.run import RunDir
 from ganscape.training.sampling import load_generator
+from ganscape.training.snapshots import load_run_checkpoint
 from ganscape.training.state import derived_seed, resolve_device
 
 Tensor = torch.Tensor
@@ -110,7 +111,7 @@ def load_networks(run: RunDir, step: int | None, device: torch.device):
     D = build_discriminator(cfg, data)
     path = run.checkpoints / checkpoint_name(step)
     try:
-        D.load_state_dict(load_checkpoint(path)["D"])
+        D.load_state_dict(load_run_checkpoint(path)["D"])
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
     return G.to(torch.float64).train(), D.to(device, torch.float64).train(), cfg, data, step

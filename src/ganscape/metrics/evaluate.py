@@ -14,8 +14,10 @@ Result keys: ``fid``; ``is_mean``, ``is_std``; ``kid_mean``, ``kid_std``; ``prec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +26,10 @@ import torch
 from torch import nn
 
 import ganscape
-from ganscape.config import DataConfig, Experiment, MetricsConfig
+from ganscape.config import DataConfig, Experiment, MetricsConfig, flatten
 from ganscape.data import DATASETS
 from ganscape.data.base import FixedImages, Mixture, is_image_data
-from ganscape.errors import CheckpointError, ConfigError, lookup
+from ganscape.errors import CheckpointError, ConfigError, GanscapeWarning, lookup
 from ganscape.jsonio import json_value, write_json
 from ganscape.metrics import METRICS
 from ganscape.metrics.digit_classifier import METADATA, WEIGHTS_DIR, count_modes, load_digit_classifier
@@ -44,6 +46,7 @@ from ganscape.metrics.reference import cache_dir, reference_data_config, referen
 from ganscape.nets import conditioning_classes, sample_latent
 
 INCEPTION_METRICS = ("fid", "is", "kid", "pr")
+REFERENCE_METRICS = ("fid", "kid", "pr", "recon")  # compared against reference images (IS is not)
 MODE_CLASSIFIERS = {"stacked_digits": "digits", "stacked_mnist": "mnist"}
 
 
@@ -99,6 +102,9 @@ class Evaluator:
         fixed = isinstance(reference, FixedImages)
         self.num_reference = min(num_reference or num_samples, len(reference)) if fixed else 0
         self._check_applicable()
+        self.kid_subset_size = self._kid_subset_size()
+        # Inception batches: large ones fill a GPU; on a CPU smaller ones are faster and take a quarter of the memory
+        self.batch_size = self.settings.batch_size or (200 if self.device.type == "cuda" else 50)
         self.inception = self.weights = None
         if any(m in INCEPTION_METRICS for m in self.metrics):
             self.weights = inception_weights_path(self.settings.inception_weights or None)
@@ -119,7 +125,7 @@ class Evaluator:
         if not metrics:
             return None
         reference_cfg, reference = cfg.data, data
-        if any(m in INCEPTION_METRICS or m == "recon" for m in metrics):
+        if any(m in REFERENCE_METRICS for m in metrics):
             reference_cfg = reference_data_config(cfg.data, cfg.eval.ref, cfg.eval.ref_root)
             if replace(reference_cfg, flip=cfg.data.flip) != cfg.data:
                 reference = DATASETS[reference_cfg.name](reference_cfg)
@@ -133,12 +139,23 @@ class Evaluator:
         needs_images = [m for m in self.metrics if m != "modes"]
         if needs_images and not images:
             raise ConfigError(f"metrics {', '.join(needs_images)} need image data; {self.reference_cfg.name} "
-                              "has none (use eval.metrics=modes).")
+                              "has none: its metric is modes (--metrics modes, or eval.metrics=[modes]).")
         if "modes" in self.metrics and not has_modes(self.reference, self.reference_cfg):
             raise ConfigError(f"metric 'modes' needs a data set with known modes (2-D mixtures, "
                               f"{', '.join(MODE_CLASSIFIERS)}), not {self.reference_cfg.name}.")
-        if any(m in INCEPTION_METRICS or m == "recon" for m in self.metrics) and not self.num_reference:
+        if any(m in REFERENCE_METRICS for m in self.metrics) and not self.num_reference:
             raise ConfigError(f"data set {self.reference_cfg.name} has no fixed images to compare against.")
+
+    def _kid_subset_size(self) -> int:
+        """``metrics.kid_subset_size``, clipped to the sample and reference counts, with a warning."""
+        asked = self.settings.kid_subset_size
+        used = min(asked, self.num_samples, self.num_reference or self.num_samples)
+        if "kid" in self.metrics and used < asked:
+            warnings.warn(f"metrics.kid_subset_size={asked} is more than the {used} samples or reference images; KID "
+                          f"uses subsets of {used}" + (" (every subset is then the whole set, so kid_std is 0)"
+                                                       if used == self.num_samples == self.num_reference else "")
+                          + ".", GanscapeWarning, stacklevel=3)
+        return used
 
     def reference_features(self) -> torch.Tensor:
         """Inception features of the reference images, from the on-disk cache when it has them."""
@@ -146,7 +163,7 @@ class Evaluator:
             self._reference_features, _ = reference_features(
                 self.reference, self.reference_cfg, self.num_reference, self.inception,
                 self.settings.inception_input, file_sha256(self.weights), cache_dir(self.settings.cache_dir),
-                self.settings.batch_size, self.progress)
+                self.batch_size, self.progress)
         return self._reference_features
 
     def samples(self, G: nn.Module, n: int, batch_size: int) -> Iterator[torch.Tensor]:
@@ -160,7 +177,7 @@ class Evaluator:
         if self.inception is not None:
             values |= self._inception_metrics(G)
         if "msssim" in self.metrics:
-            images = torch.cat(list(self.samples(G, s.msssim_batch * s.msssim_batches, s.batch_size)))
+            images = torch.cat(list(self.samples(G, s.msssim_batch * s.msssim_batches, self.batch_size)))
             values["msssim"] = msssim_diversity(images, s.msssim_batch, s.msssim_batches, seed=self.seed)
         if "recon" in self.metrics:
             index = subset_indices(len(self.reference), s.recon_images)
@@ -176,7 +193,7 @@ class Evaluator:
     def _inception_metrics(self, G: nn.Module) -> dict[str, float]:
         s = self.settings
         with_logits = "is" in self.metrics
-        features, logits = inception_features(self.samples(G, self.num_samples, s.batch_size), self.inception,
+        features, logits = inception_features(self.samples(G, self.num_samples, self.batch_size), self.inception,
                                               s.inception_input, with_logits, total=self.num_samples,
                                               desc="generated", progress=self.progress)
         values: dict[str, float] = {}
@@ -187,7 +204,7 @@ class Evaluator:
             values["fid"] = fid_from_features(real, features)
         if "kid" in self.metrics:
             values["kid_mean"], values["kid_std"] = kernel_inception_distance(
-                real, features, s.kid_subsets, s.kid_subset_size, seed=self.seed)
+                real, features, s.kid_subsets, self.kid_subset_size, seed=self.seed)
         if "pr" in self.metrics:
             values |= precision_recall(real.to(self.device), features.to(self.device), k=s.pr_k)
         return values
@@ -216,10 +233,11 @@ class Evaluator:
             protocol["inception"] = {"weights_file": self.weights.name, "weights_sha256": file_sha256(self.weights),
                                      "with_classifier": self.inception.fc is not None,
                                      "input": s.inception_input, "resizer": INCEPTION_INPUTS[s.inception_input][1],
-                                     "batch_size": s.batch_size}
+                                     "batch_size": self.batch_size}
         per_metric = {
             "is": {"splits": s.is_splits, "logits": 1008},
-            "kid": {"subsets": s.kid_subsets, "subset_size": s.kid_subset_size, "kernel": "(x.y / d + 1)^3"},
+            "kid": {"subsets": s.kid_subsets, "subset_size": self.kid_subset_size,
+                    "subset_size_asked": s.kid_subset_size, "kernel": "(x.y / d + 1)^3"},
             "pr": {"k": s.pr_k},
             "msssim": {"batch": s.msssim_batch, "batches": s.msssim_batches, "pairs": "all pairs per batch"},
             "recon": {"images": min(s.recon_images, self.num_reference or s.recon_images), "steps": s.recon_steps,
@@ -232,7 +250,7 @@ class Evaluator:
 
     def _reference_protocol(self) -> dict:
         cfg = self.reference_cfg
-        if not any(m in INCEPTION_METRICS or m == "recon" for m in self.metrics):
+        if not any(m in REFERENCE_METRICS for m in self.metrics):
             return {"dataset": cfg.name}
         count = len(self.reference)
         subset = ("all images" if self.num_reference == count
@@ -267,6 +285,36 @@ def evaluate(generator: nn.Module, dataset, metrics: list[str], num_samples: int
     return {"values": values, "protocol": evaluator.protocol() | {"seconds": time.perf_counter() - tic}}
 
 
-def write_result(path: Path, result: dict) -> Path:
-    """Write an evaluation result as strict JSON (inf and nan as strings), atomically."""
-    return write_json(path, result | {"values": {k: json_value(v) for k, v in result["values"].items()}})
+def _comparable(protocol: dict) -> dict:
+    return {key: value for key, value in protocol.items() if key != "seconds"}
+
+
+def _protocol_in(path: Path) -> dict | None:
+    try:
+        protocol = json.loads(path.read_text())["protocol"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return protocol if isinstance(protocol, dict) else None
+
+
+def write_result(path: Path, result: dict) -> tuple[Path, Path | None]:
+    """Write an evaluation result as strict JSON (inf and nan as strings), atomically.
+
+    A result is never overwritten by one computed under another protocol (other sample counts,
+    reference, weights, ...): when ``path`` holds such a result, it is kept and the new one goes beside
+    it, to ``step_N-<protocol digest>.json``. Returns (where the result went, the kept file or None).
+    """
+    result = result | {"values": {k: json_value(v) for k, v in result["values"].items()}}
+    previous = _protocol_in(path) if path.exists() else None
+    if previous is not None and _comparable(previous) != _comparable(result["protocol"]):
+        digest = hashlib.sha256(json.dumps(_comparable(result["protocol"]), sort_keys=True).encode()).hexdigest()
+        return write_json(path.with_name(f"{path.stem}-{digest[:8]}{path.suffix}"), result), path
+    return write_json(path, result), None
+
+
+def kept_difference(kept: Path, protocol: dict) -> str:
+    """How the protocol of the result in ``kept`` differs from ``protocol``, e.g. "num_samples 10000, now 2000"."""
+    old = flatten(_comparable(_protocol_in(kept) or {}))
+    new = flatten(_comparable(protocol))
+    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return ", ".join(f"{key} {old.get(key)!r}, now {new.get(key)!r}" for key in keys[:3]) or "unreadable protocol"

@@ -145,8 +145,9 @@ def summarize(rows: list[dict], grid: list[Cell]) -> list[dict]:
                  "num_modes": ok[0]["num_modes"] if ok else math.nan}
         for metric in METRICS:
             values = np.array([r[metric] for r in ok], dtype=float)
-            with np.errstate(invalid="ignore"):  # an infinite KL (no high-quality sample) has no std
-                entry[metric] = (float(values.mean()), float(values.std())) if len(values) else (math.nan, math.nan)
+            finite = values[np.isfinite(values)]  # a KL is infinite when a run has no high-quality sample
+            stats = (float(finite.mean()), float(finite.std())) if len(finite) else (math.nan, math.nan)
+            entry[metric] = (*stats, int(np.isinf(values).sum()))
         table.append(entry)
     return table
 
@@ -159,9 +160,13 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def _mean_std(pair: tuple[float, float], digits: int) -> str:
-    mean, std = pair
-    return "n/a" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+def _mean_std(stats: tuple[float, float, int], digits: int) -> str:
+    """Mean ± std over the runs with a finite value; runs where it was infinite are counted apart."""
+    mean, std, infinite = stats
+    text = "n/a" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if infinite:
+        text = f"∞ in {infinite} run(s)" if math.isnan(mean) else f"{text}; ∞ in {infinite} run(s)"
+    return text
 
 
 def markdown_table(table: list[dict]) -> str:

@@ -1,16 +1,21 @@
-"""Checkpoints: one safetensors file per step, written atomically, loaded without running code.
+"""Checkpoints: one safetensors file per step, written atomically, verified and loaded without running code.
 
 A checkpoint holds nested state (state dicts, optimizer states, RNG states, counters). Its tensors go
 into the safetensors tensor table under dotted keys; everything else goes into the file's JSON
 metadata, with ``{"__tensor__": key}`` where a tensor stood. Nothing is unpickled when loading.
 
+The metadata also holds the SHA-256 of every tensor's bytes (format 2), and loading checks each one, so
+flipped bits in tensor data are found, not trained on. Files of format 1 (no checksums) still load.
+
 Writes go to a hidden temporary file in the same folder, are flushed to disk, then renamed over the
 final name, so a crash leaves either the old set of checkpoints or the new one, never a torn file;
 a stale temporary file from a killed write is ignored by the loader and removed by the next save.
+Checkpoints get the same permissions as the other files of a run (0666 less the umask).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,7 +28,8 @@ from safetensors.torch import save_file
 
 from ganscape.errors import CheckpointError
 
-FORMAT = "ganscape-checkpoint-1"
+FORMAT = "ganscape-checkpoint-2"
+READABLE_FORMATS = ("ganscape-checkpoint-1", FORMAT)  # format 1: no checksums
 _NAME = re.compile(r"^step_(\d+)\.safetensors$")
 
 
@@ -53,6 +59,8 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return [_decode(v, tensors) for v in obj]
     if isinstance(obj, dict):
         if "__tensor__" in obj:
+            if obj["__tensor__"] not in tensors:
+                raise ValueError(f"its metadata names a tensor {obj['__tensor__']!r} that the file does not hold")
             return tensors[obj["__tensor__"]]
         if "__dict__" in obj:
             return {k: _decode(v, tensors) for k, v in obj["__dict__"].items()}
@@ -74,15 +82,36 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a CPU tensor's bytes (any dtype)."""
+    return hashlib.sha256(tensor.contiguous().view(-1).view(torch.uint8).numpy()).hexdigest()
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_checkpoint(path: Path, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically."""
+    """Write ``state`` to ``path`` atomically, with a checksum of every tensor."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _encode(state, "state", tensors)
+    checksums = {key: tensor_digest(tensor) for key, tensor in tensors.items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "state": json.dumps(skeleton)})
+        try:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "state": json.dumps(skeleton),
+                                                   "sha256": json.dumps(checksums)})
+        except Exception as err:  # safetensors reports I/O failures (e.g. a full disk) as its own error
+            code = re.search(r"os error (\d+)|code: (\d+)", str(err))
+            if isinstance(err, OSError) or code is None:
+                raise
+            number = int(code.group(1) or code.group(2))
+            raise OSError(number, os.strerror(number), str(path)) from None
+        os.chmod(tmp, _file_mode())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -93,21 +122,43 @@ def save_checkpoint(path: Path, state: dict) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint written by ``save_checkpoint``; refuse anything else with its path."""
+    """Read a checkpoint written by ``save_checkpoint``, verifying every tensor's checksum; refuse anything
+    else with its path."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist.")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
+            if metadata.get("format") not in READABLE_FORMATS:
+                raise ValueError(f"not a ganscape checkpoint (format {metadata.get('format')!r}, "
+                                 f"expected {FORMAT!r})")
             tensors = {key: f.get_tensor(key) for key in f.keys()}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"not a ganscape checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
+        if metadata["format"] != "ganscape-checkpoint-1":
+            checksums = json.loads(metadata["sha256"])
+            if set(checksums) != set(tensors):
+                raise ValueError(f"its tensors ({len(tensors)}) are not those its checksums list ({len(checksums)})")
+            bad = [key for key, tensor in tensors.items() if tensor_digest(tensor) != checksums[key]]
+            if bad:
+                raise ValueError(f"the data of {len(bad)} tensor(s) do not match their checksums "
+                                 f"(first: {bad[0]}): the file was changed after it was written")
         return _decode(json.loads(metadata["state"]), tensors)
     except CheckpointError:
         raise
     except Exception as err:  # safetensors, JSON and OS errors all mean the same thing here
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {err}") from None
+
+
+def read_checkpoint_config(path: Path) -> dict | None:
+    """The config stored in a checkpoint's metadata (read without its tensors), or None when it has none
+    (format 1) or cannot be read (a corrupt file is reported when it is loaded)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            skeleton = json.loads((f.metadata() or {})["state"])
+        config = _decode(skeleton["__dict__"]["config"], {})
+    except Exception:
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:

@@ -1,19 +1,20 @@
 """The training loop: ``train`` runs ``train_step`` and does the bookkeeping around it.
 
-At intervals it logs, evaluates, draws sample pictures and writes atomic checkpoints; it stops on a
-non-finite loss or parameter with a diagnosis, and after the current step on Ctrl-C. The algorithm of
-a step is in ``training.step``, the state it updates in ``training.state``.
+At each step, in this order: the step; its losses checked; at intervals the log (and a check of the
+whole state), an atomic checkpoint, sample pictures and the evaluation. The checkpoint comes first,
+so a failing picture or evaluation never costs it; such a failure is reported and training goes on.
+The run stops on a non-finite value with a diagnosis, and after the current step on Ctrl-C. The
+algorithm of a step is in ``training.step``, the state it updates in ``training.state``.
 """
 
 from __future__ import annotations
 
-import math
 import signal
 import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -21,43 +22,17 @@ from tqdm import tqdm
 from ganscape.config import Experiment
 from ganscape.data import build_dataset
 from ganscape.data.base import is_image_data
-from ganscape.errors import CheckpointError, ConfigError, DivergenceError
+from ganscape.errors import ConfigError, GanscapeWarning
 from ganscape.metrics import VALUES
 from ganscape.metrics.evaluate import Evaluator, write_result
 from ganscape.objectives.objective import Objective
 from ganscape.training.best import BestScores
-from ganscape.training.checkpoint import checkpoint_name, load_checkpoint, prune_checkpoints, \
-    remove_stale_temporaries, save_checkpoint
+from ganscape.training.divergence import check_losses, check_state
 from ganscape.training.run import MetricsLog, RunDir, read_metrics
 from ganscape.training.sampling import save_samples
-from ganscape.training.state import GANState, build_state, derived_seed, resolve_device
+from ganscape.training.snapshots import resume_state, save_state
+from ganscape.training.state import GANState, build_state, derived_seed, resolve_device, resolve_threads
 from ganscape.training.step import train_step
-
-
-def nonfinite_parameters(state: GANState) -> list[str]:
-    bad = []
-    for prefix, module in (("G", state.G), ("D", state.D)):
-        bad += [f"{prefix}.{name}" for name, p in module.named_parameters() if not torch.isfinite(p).all()]
-    return bad
-
-
-def check_finite(values: dict[str, float], state: GANState, run: RunDir) -> None:
-    """Stop with a diagnosis when a loss or parameter is NaN or infinite."""
-    bad_values = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
-    if not bad_values:
-        return
-    params = nonfinite_parameters(state)
-    shown = ", ".join(params[:5]) + (f" and {len(params) - 5} more" if len(params) > 5 else "")
-    try:
-        last_step, last = run.latest_checkpoint()
-        kept = f"The last good checkpoint is {last} (step {last_step}); it was not touched."
-    except CheckpointError:
-        kept = "No checkpoint had been written yet."
-    raise DivergenceError(
-        f"training diverged at step {state.step}: {', '.join(bad_values)}"
-        + (f"; non-finite parameters: {shown}" if params else "") + f". {kept} "
-        "Try a lower learning rate (g_opt.lr, d_opt.lr), a different loss, or more discriminator "
-        "regularization, then start again or resume from the checkpoint.")
 
 
 def evaluate(state: GANState, evaluator: Evaluator, cfg: Experiment, run: RunDir) -> dict[str, float]:
@@ -74,18 +49,6 @@ def evaluate(state: GANState, evaluator: Evaluator, cfg: Experiment, run: RunDir
         write_result(run.eval_result(state.step, is_raw), {"step": state.step, "values": values, "protocol": protocol})
         results |= {f"{prefix}/{k}": v for k, v in values.items()}
     return results
-
-
-def save_state(state: GANState, cfg: Experiment, run: RunDir, best: BestScores) -> Path:
-    """Checkpoint the state atomically, then prune old checkpoints (never the best one, with keep_best)."""
-    bad = nonfinite_parameters(state)
-    if bad:  # never let a broken state replace a good checkpoint
-        raise DivergenceError(f"refusing to checkpoint step {state.step}: non-finite parameters {bad[:5]}.")
-    remove_stale_temporaries(run.checkpoints)
-    path = save_checkpoint(run.checkpoints / checkpoint_name(state.step), state.state_dict())
-    best_step = best.step_of(f"eval/{cfg.checkpoint.keep_best}") if cfg.checkpoint.keep_best else None
-    prune_checkpoints(run.checkpoints, cfg.checkpoint.keep, frozenset() if best_step is None else {best_step})
-    return path
 
 
 @contextmanager
@@ -109,6 +72,16 @@ def stop_requests():
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def cpu_threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def due(step: int, every: int, last: int) -> bool:
     return step % every == 0 or step == last
 
@@ -128,16 +101,51 @@ def check_keep_best(value: str, metrics: list[str]) -> None:
                           f"{needed[0]} to eval.metrics.")
 
 
+def attempt(what: str, step: int, action):
+    """Run ``action``; report a failure as a warning instead of stopping training (its checkpoint is written)."""
+    try:
+        return action()
+    except Exception as err:  # noqa: BLE001 - any failure of a picture or an evaluation is reported, not fatal
+        warnings.warn(f"{what} at step {step} failed and was skipped: {type(err).__name__}: {err}",
+                      GanscapeWarning, stacklevel=2)
+        return None
+
+
+def catch_up(state: GANState, data, evaluator: Evaluator | None, cfg: Experiment, run: RunDir, log: MetricsLog,
+             best: BestScores) -> None:
+    """The picture and evaluation due at the step a run resumes from, when they are missing: a run killed
+    after a checkpoint but before them gets them now, so its log equals that of a run never killed."""
+    step = state.step
+    if cfg.log.samples_every and step % cfg.log.samples_every == 0 and not (run.samples / f"step_{step:08d}.png").exists():
+        attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
+    evaluated = any(row["step"] == step and any(k.startswith("eval/") for k in row) for row in read_metrics(run))
+    if evaluator is not None and step % cfg.eval.every == 0 and not evaluated:
+        evaluation = attempt("the evaluation", step, lambda: evaluate(state, evaluator, cfg, run))
+        if evaluation is not None:
+            log.write(step, evaluation | best.update(evaluation, step))
+
+
 def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None = None,
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, from_step: int | None = None) -> dict:
     """Train (or, with ``resume``, continue) the run in ``run`` up to ``cfg.train.steps``.
 
-    ``until`` stops earlier, at that step, with a checkpoint; ``resume`` continues later.
-    ``progress``: True shows a progress bar, False prints nothing, None (default) shows the bar on a
-    terminal and a plain line every ``log.every`` steps otherwise. Returns a summary with the final
-    step, the last evaluation (``results``), the best evaluations (``best``: value and step of each
-    ranked value) and the wall time.
+    ``until`` stops earlier, at that step, with a checkpoint; ``resume`` continues later, from the
+    newest checkpoint or from ``from_step``. ``progress``: True shows a progress bar, False prints
+    nothing, None (default) shows the bar on a terminal and a plain line every ``log.every`` steps
+    otherwise. The run's lock is held throughout. Returns a summary with the final step, whether
+    Ctrl-C stopped it (``stopped``), the last evaluation (``results``), the best evaluations
+    (``best``: value and step of each ranked value) and the wall time.
     """
+    run.acquire()
+    try:
+        with cpu_threads(resolve_threads(cfg)):
+            return _train(cfg, run, resume, until, progress, from_step)
+    finally:
+        run.release()
+
+
+def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progress: bool | None,
+           from_step: int | None) -> dict:
     start_time = time.perf_counter()
     device = resolve_device(cfg.train.device)
     data = build_dataset(cfg)
@@ -149,18 +157,17 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
     if cfg.checkpoint.keep_best:
         check_keep_best(cfg.checkpoint.keep_best, evaluator.metrics if evaluator else [])
     if resume:
-        step, path = run.latest_checkpoint()
-        try:
-            state.load_state_dict(load_checkpoint(path))
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
+        resume_state(state, run, from_step)
     last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
     log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step)
     best = BestScores.from_log(read_metrics(run))
+    if resume:
+        catch_up(state, data, evaluator, cfg, run, log, best)
     print_lines = progress is None and not show_bar
     bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
     results: dict[str, float] = {}
-    step_time, steps_timed = 0.0, 0
+    step_time, steps_timed, checked = 0.0, 0, state.step
+    stopped = False
     try:
         with stop_requests() as requested:
             while state.step < last:
@@ -169,31 +176,36 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
                 values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
                 step_time += time.perf_counter() - tic
                 steps_timed += 1
-                check_finite(values, state, run)
+                check_losses(values, state, run.checkpoints)
                 step = state.step
-                stopping = requested["stop"]
-                end = last if not stopping else step
+                stopped = requested["stop"]
+                end = last if not stopped else step
                 bar.update(1)
                 if due(step, cfg.log.every, end):
+                    check_state(state, run.checkpoints, checked)
+                    checked = step
                     values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
                     step_time, steps_timed = 0.0, 0
                     log.write(step, values)
                     bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
                     if print_lines:
                         print(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
-                              f"  {values['steps_per_s']:.0f} steps/s", flush=True)
+                              f"  {values['steps_per_s']:.3g} steps/s", flush=True)
                 evaluating = evaluator is not None and due(step, cfg.eval.every, end)
-                if evaluating:
-                    results = evaluate(state, evaluator, cfg, run)
-                    log.write(step, results | best.update(results, step))
-                if cfg.log.samples_every and due(step, cfg.log.samples_every, end):
-                    save_samples(state, data, cfg, run, log)
                 if due(step, cfg.checkpoint.every, end) or (evaluating and cfg.checkpoint.keep_best):
-                    save_state(state, cfg, run, best)
-                if stopping:
+                    save_state(state, cfg, run, best, checked)
+                    checked = step
+                if cfg.log.samples_every and due(step, cfg.log.samples_every, end):
+                    attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
+                if evaluating:
+                    evaluation = attempt("the evaluation", step, lambda: evaluate(state, evaluator, cfg, run))
+                    if evaluation is not None:
+                        results = evaluation
+                        log.write(step, results | best.update(results, step))
+                if stopped:
                     break
     finally:
         bar.close()
         log.close()
-    return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "results": results,
-            "best": dict(best.best), "wall_time_s": time.perf_counter() - start_time}
+    return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "stopped": stopped,
+            "results": results, "best": dict(best.best), "wall_time_s": time.perf_counter() - start_time}

@@ -13,9 +13,10 @@ from ganscape.data.base import Dataset, is_image_data
 from ganscape.errors import CheckpointError
 from ganscape.metrics.evaluate import generated_batches
 from ganscape.nets import build_generator, conditioning_classes
-from ganscape.plots import image_grid, plot_points, save_png
-from ganscape.training.checkpoint import checkpoint_name, list_checkpoints, load_checkpoint
+from ganscape.plots import image_grid, plot_points, save_png, with_title
+from ganscape.training.checkpoint import checkpoint_name, list_checkpoints
 from ganscape.training.run import MetricsLog, RunDir
+from ganscape.training.snapshots import load_run_checkpoint
 from ganscape.training.state import GANState, derived_seed
 
 
@@ -39,13 +40,17 @@ def load_generator(run: RunDir, step: int | None = None, ema: bool = True,
     """
     cfg = run.read_config()
     step, path = checkpoint_path(run, step)
-    state = load_checkpoint(path)
+    state = load_run_checkpoint(path)
     G = build_generator(cfg, data if data is not None else build_dataset(cfg))
-    weights = state["G_ema"] if ema and state["G_ema"] is not None else state["G"]
+    which = "G_ema" if ema and state["G_ema"] is not None else "G"
     try:
-        G.load_state_dict(weights)
+        G.load_state_dict(state[which])
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
+    bad = [name for name, t in state[which].items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"the generator ({which}) in checkpoint {path} has non-finite weights ({', '.join(bad[:3])}"
+                              f"): the run had diverged. Use an earlier checkpoint (--step).")
     return G.to(device).eval(), cfg, step
 
 
@@ -64,14 +69,14 @@ def save_samples(state: GANState, data: Dataset, cfg: Experiment, run: RunDir, l
     device = next(state.G.parameters()).device
     seed = derived_seed(cfg.train.seed, "samples")
     path = run.samples / f"step_{state.step:08d}.png"
+    which = "EMA generator" if state.ema is not None else "generator"
     if is_image_data(data):
         fake = generate(state.sampler, 64, cfg, seed, device, conditioning_classes(cfg, data))
-        rgb = image_grid(fake, columns=8)
+        rgb = with_title(image_grid(fake, columns=8), f"step {state.step}, {which}")
         save_png(rgb, path)
     else:
         fake = generate(state.sampler, 2000, cfg, seed, device)
         real, _ = data.sample(2000, torch.Generator().manual_seed(derived_seed(cfg.train.seed, "real-samples")))
-        which = "EMA generator" if state.ema is not None else "generator"
         rgb = plot_points(real, fake, state.D, f"{cfg.data.name}, {cfg.loss}, step {state.step} ({which})", path)
     log.image("samples", rgb, state.step)
     return path

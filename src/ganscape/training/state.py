@@ -9,6 +9,7 @@ bit for bit as if it had never stopped (on the same hardware and thread count).
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ def derived_seed(seed: int, stream: str) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device that ``train.device`` names, after checking that this machine has it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -36,7 +38,24 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"train.device: {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA GPU is available; use train.device=cpu.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={name} but this machine has {torch.cuda.device_count()} CUDA GPU(s).")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device={name} but Apple's MPS is not available here; use train.device=cpu.")
     return device
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_threads(cfg: Experiment) -> int:
+    """CPU threads for ``train.threads``: the number given, or with 0 (auto) one thread for MLPs, whose
+    operations are too small to share (on a busy machine more threads make them many times slower,
+    and a run's numbers depend on the thread count), and every available core for other networks."""
+    if cfg.train.threads:
+        return cfg.train.threads
+    return 1 if cfg.g.arch == cfg.d.arch == "mlp" else available_cores()
 
 
 @dataclass
@@ -66,6 +85,30 @@ class GANState:
         return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.ema.model.state_dict() if self.ema else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+
+    @staticmethod
+    def problems(state) -> list[str]:
+        """What keeps ``state`` (read from a file) from being a run's state: missing keys, wrong types."""
+        if not isinstance(state, dict):
+            return [f"it holds a {type(state).__name__}, not a run's state"]
+        problems = [f"no {key!r}" for key in ("step", "G", "D", "G_ema", "opt_g", "opt_d", "rng") if key not in state]
+        if problems:
+            return problems
+        if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
+            problems.append(f"step is {state['step']!r}, not a step number")
+        for key in ("G", "D") + (("G_ema",) if state["G_ema"] is not None else ()):
+            if not isinstance(state[key], dict) or not all(isinstance(t, torch.Tensor) for t in state[key].values()):
+                problems.append(f"{key} is not a state dict of tensors")
+        for key in ("opt_g", "opt_d"):
+            opt = state[key]
+            if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) \
+                    or not isinstance(opt.get("param_groups"), list):
+                problems.append(f"{key} is not an optimizer state")
+        rng = state["rng"]
+        if not isinstance(rng, dict) or not all(isinstance(rng.get(k), torch.Tensor) and rng[k].dtype == torch.uint8
+                                                for k in ("data", "latent", "noise", "torch")):
+            problems.append("rng does not hold the run's random generator states")
+        return problems
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])

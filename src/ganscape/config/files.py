@@ -1,0 +1,233 @@
+"""Resolving a config: YAML presets, ``key.sub=value`` overrides, combinations, and ``load_config``.
+
+A config is resolved in three layers: the dataclass defaults (the default job), then a YAML preset,
+then command-line overrides. ``load_config`` validates the result and refuses unknown keys, unknown
+choices, wrong types and out-of-range values, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ganscape.config.schema import Experiment, decoded_datasets, norm_registry, penalty_registry
+from ganscape.config.values import REPLACED_KEYS, fields_of, from_dict, to_dict, validate
+from ganscape.errors import ConfigError, ConfigWarning, close_matches
+
+def parse_overrides(items: list[str]) -> dict:
+    """Turn ``["train.steps=10", "loss=hinge"]`` into nested dicts of YAML-parsed values."""
+    tree: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.steps=5000.")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+            value = raw.strip()  # "r1:" or "r1: 2" is text, not a YAML mapping; only {...} makes one
+        node = tree
+        parts = key.split(".")
+        if len(parts) == 1:  # penalty=r1 sets penalty.use; applied per item, so it merges with penalty.x=...
+            expanded = expand_shorthands({key: value})[key]
+            if expanded is not value:
+                (shorthand, value), = expanded.items()
+                parts.append(shorthand)
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r} conflicts with an earlier override of {part!r}.")
+            node = child
+        node[parts[-1]] = value
+    return tree
+
+
+def merge(base: dict, update: Mapping) -> dict:
+    """Deep-merge ``update`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+PRESETS = Path(__file__).resolve().parents[1] / "configs"  # the presets installed with ganscape
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
+def find_preset(name: str | Path) -> Path:
+    """A preset is a YAML path, or a bare name looked up in ``./configs`` and then among the presets
+    installed with ganscape."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = path.name if path.suffix in (".yaml", ".yml") else path.name + ".yaml"
+    candidates = [Path.cwd() / "configs" / stem, PRESETS / stem]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(p) for p in [path, *candidates])
+    hint = close_matches(Path(stem).stem, preset_names())
+    guess = f" Did you mean {hint[0]!r}?" if hint else ""
+    raise ConfigError(f"config preset {str(name)!r} not found (looked at: {tried}).{guess} Installed presets: "
+                      f"{', '.join(preset_names())}.")
+
+
+def expand_shorthands(tree: Mapping, cls: type = Experiment) -> dict:
+    """``section=value`` for a section with a ``SHORTHAND`` field means ``section.<that field>=value``.
+
+    Applied to each layer (preset, overrides) before they are merged, so that ``penalty=r1`` on the
+    command line replaces the preset's penalty list and keeps its other penalty settings.
+    """
+    out = dict(tree)
+    for f, tp in fields_of(cls):
+        shorthand = getattr(tp, "SHORTHAND", None)
+        if not shorthand or f.name not in out:
+            continue
+        value = out[f.name]
+        section_keys = {field.name for field in dataclasses.fields(tp)}
+        section_keys |= {key.partition(".")[2] for key in REPLACED_KEYS if key.startswith(f.name + ".")}
+        if not isinstance(value, Mapping) or not (set(value) & section_keys):  # penalty=r1, penalty={r1: 1}
+            out[f.name] = {shorthand: value}
+    return out
+
+
+MAX_YAML_BYTES = 1 << 20  # a config is a few kilobytes
+MAX_DEPTH = 6  # deeper than any config key (penalty.use[0].weight is 4 levels)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe subset (plain data, no tags that construct objects), refusing duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); give each key once.")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _depth(data: Any) -> int:
+    """How deeply ``data`` nests, found without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack += [(child, depth + 1) for child in children if isinstance(child, (dict, list))]
+    return deepest
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML file of config keys: text, plain data, no duplicate keys, nested no deeper than a config."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}.") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path} is {len(raw):,} bytes, too large for a config (at most {MAX_YAML_BYTES:,}).")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file (not UTF-8); a config is YAML text.") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests too deeply to be a config.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}.")
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"{path} nests {_depth(data)} levels deep; no config key is deeper than {MAX_DEPTH}.")
+    return data
+
+
+def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
+    """Combinations of valid values that cannot work (errors) or are ill-advised (warnings)."""
+    norms, penalties = norm_registry(), penalty_registry()
+    errors, advice = [], []
+    if cfg.g.norm in norms and not norms[cfg.g.norm].for_generator:
+        valid = ", ".join(sorted(n for n, norm in norms.items() if norm.for_generator))
+        errors.append(f"g.norm: {cfg.g.norm!r} is a discriminator normalization; for the generator use one of: {valid}.")
+    for net in ("g", "d"):
+        if getattr(cfg, net).norm == "instance" and getattr(cfg, net).arch == "mlp":
+            errors.append(f"{net}.norm: instance normalization needs spatial feature maps, and the mlp has none; "
+                          "use layer or batch.")
+    decoded = decoded_datasets()
+    if cfg.data.crop != "resize" and cfg.data.name not in decoded:
+        errors.append(f"data.crop={cfg.data.crop} applies to data sets decoded from image files "
+                      f"({', '.join(decoded)}), not to {cfg.data.name}.")
+    names = [term.name for term in cfg.penalty.use]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        errors.append(f"penalty: {', '.join(twice)} listed twice; give each penalty once, with one weight.")
+    if cfg.d.norm == "batch" and any(penalties[n].gradient_penalty for n in names):
+        advice.append("batch norm in the discriminator with a gradient penalty: the penalty is defined per sample, "
+                      "batch norm mixes samples (the WGAN-GP paper advises layer norm or none).")
+    if cfg.loss == "wgan" and cfg.d.norm != "spectral" and not any(penalties[n].lipschitz for n in names):
+        advice.append("the wgan loss with an unconstrained critic is unbounded; add penalty=wgan_gp, "
+                      "penalty=wgan_clip, or d.norm=spectral.")
+    if "wgan_clip" in names and cfg.loss != "wgan":
+        advice.append(f"wgan_clip is the Wasserstein critic's constraint; with loss={cfg.loss} it only limits D.")
+    if cfg.penalty.noise_anneal_steps and "instance_noise" not in names:
+        advice.append("penalty.noise_anneal_steps has no effect without the instance_noise penalty.")
+    if cfg.penalty.pixel_scale != "data" and not any(penalties[n].gradient_penalty for n in names):
+        advice.append(f"penalty.pixel_scale={cfg.penalty.pixel_scale} has no effect without a gradient penalty.")
+    return errors, advice
+
+
+def upgrade_written_config(tree: dict, path: Path) -> dict:
+    """A run's config.yaml as an older ganscape wrote it, in today's keys (with a warning)."""
+    penalty = tree.get("penalty")
+    if isinstance(penalty, Mapping) and "name" in penalty and "use" not in penalty:
+        names, weights = penalty.get("name") or [], penalty.get("weight") or []
+        use = [f"{name}:{weight}" for name, weight in zip(names, weights)] if weights else list(names)
+        rest = {k: v for k, v in penalty.items() if k not in ("name", "weight")}
+        tree = {**tree, "penalty": {**rest, "use": use}}
+        warnings.warn(f"{path} was written by an older ganscape: its penalty.name and penalty.weight are read as "
+                      f"penalty={','.join(use) or 'none'}.", ConfigWarning, stacklevel=3)
+    return tree
+
+
+def load_config(preset: str | Path | None = None, overrides: list[str] = (), written: bool = False) -> Experiment:
+    """Resolve defaults + preset + overrides into a validated Experiment.
+
+    ``written``: the preset is a config that ganscape wrote (a run's config.yaml), which may use keys of an
+    older version. Ill-advised but workable combinations are reported as ``ConfigWarning`` warnings.
+    """
+    data = expand_shorthands(read_yaml(find_preset(preset))) if preset else {}
+    if written:
+        data = upgrade_written_config(data, Path(preset))
+    data = merge(data, parse_overrides(list(overrides)))
+    cfg = from_dict(data)
+    problems = validate(cfg)
+    if not problems:
+        errors, advice = check_combinations(cfg)
+        problems += errors
+        for message in advice:
+            warnings.warn(message, ConfigWarning, stacklevel=2)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return cfg
+
+
+def dump_yaml(cfg: Experiment) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

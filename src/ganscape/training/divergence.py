@@ -1,0 +1,72 @@
+"""Catching a diverging run: non-finite losses, parameters, EMA weights or optimizer state.
+
+The losses are checked after every step (they are read from the device for the log anyway); the
+whole state, which is larger, at every log step and before every checkpoint, so that a broken state
+never replaces a good checkpoint. The diagnosis names the step, the quantities and the newest
+checkpoint that is intact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ganscape.errors import CheckpointError, DivergenceError
+from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.training.state import GANState
+
+ADVICE = ("Try a lower learning rate (g_opt.lr, d_opt.lr), a different loss, or more discriminator regularization, "
+          "then start again or resume from the checkpoint.")
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer):
+    for index, slots in optimizer.state_dict()["state"].items():
+        for slot, value in slots.items():
+            if isinstance(value, torch.Tensor):
+                yield f"{index}.{slot}", value
+
+
+def nonfinite_state(state: GANState) -> list[str]:
+    """The names of every NaN or infinite tensor of G, D, the EMA and both optimizers' states."""
+    named = [(f"G.{n}", p) for n, p in state.G.named_parameters()]
+    named += [(f"D.{n}", p) for n, p in state.D.named_parameters()]
+    if state.ema is not None:
+        named += [(f"G_ema.{n}", t) for n, t in state.ema.model.state_dict().items() if t.is_floating_point()]
+    named += [(f"opt_g.{n}", t) for n, t in _optimizer_tensors(state.opt_g)]
+    named += [(f"opt_d.{n}", t) for n, t in _optimizer_tensors(state.opt_d)]
+    return [name for name, tensor in named if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+
+
+def last_intact_checkpoint(folder) -> str:
+    """A sentence naming the newest checkpoint that loads and passes its checksums."""
+    for step, path in reversed(list_checkpoints(folder)):
+        try:
+            load_checkpoint(path)
+        except CheckpointError:
+            continue
+        return f"The last good checkpoint is {path} (step {step}); it was not touched."
+    return "No intact checkpoint had been written yet."
+
+
+def diverged(step: int, what: list[str], folder) -> DivergenceError:
+    shown = ", ".join(what[:5]) + (f" and {len(what) - 5} more" if len(what) > 5 else "")
+    return DivergenceError(f"training diverged at step {step}: {shown}. {last_intact_checkpoint(folder)} {ADVICE}")
+
+
+def check_losses(values: dict[str, float], state: GANState, folder) -> None:
+    """Stop with a diagnosis when a logged value (a loss, a penalty) is NaN or infinite."""
+    bad = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        params = [name for name in nonfinite_state(state) if name.startswith(("G.", "D."))]
+        raise diverged(state.step, bad + ([f"non-finite parameters {', '.join(params[:5])}"] if params else []),
+                       folder)
+
+
+def check_state(state: GANState, folder, since: int) -> None:
+    """Stop with a diagnosis when any tensor of the state is NaN or infinite (checked at intervals: it
+    went bad after step ``since``)."""
+    bad = nonfinite_state(state)
+    if bad:
+        raise diverged(state.step, [f"non-finite state (after step {since}): {', '.join(bad[:5])}"
+                                    + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")], folder)
