@@ -9,7 +9,7 @@ from PIL import Image
 from ganscape.cli import main
 from ganscape.config import load_config
 from ganscape.data import build_dataset
-from ganscape.nets import build_discriminator, build_generator
+from ganscape.nets import ModelSpec, build_discriminator, build_generator
 from ganscape.plots import TITLE_HEIGHT, with_title
 from ganscape.training.loop import train
 from ganscape.training.run import RunDir
@@ -62,7 +62,8 @@ def test_every_preset_loads_and_its_networks_build_on_the_meta_device():
         if cfg.data.name in ("ring8", "grid25", "digits", "stacked_digits"):
             data = build_dataset(cfg)
             with torch.device("meta"):
-                G, D = build_generator(cfg, data), build_discriminator(cfg, data)
+                spec = ModelSpec.of_run(cfg, data)
+                G, D = build_generator(cfg.g, spec), build_discriminator(cfg.d, spec)
             assert G is not None and D is not None
 
 

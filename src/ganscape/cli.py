@@ -122,36 +122,48 @@ EVAL_PREFIXES = ("eval.", "metrics.")
 
 def cmd_eval(args) -> int:
     import time
+    from pathlib import Path
 
     from ganscape.data import build_dataset
     from ganscape.metrics.evaluate import Evaluator, kept_difference, write_result
     from ganscape.training.run import RunDir
-    from ganscape.training.sampling import load_generator
+    from ganscape.training.sampling import load_run_generator
     from ganscape.training.state import derived_seed, resolve_device
 
-    run = RunDir.open(args.run_dir)
     check_override_keys(args.overrides, EVAL_PREFIXES, "in ganscape eval: it describes the run, not its evaluation")
     flags = [f"eval.metrics=[{args.metrics}]"] if args.metrics else []
     flags += [f"eval.{key}={value}" for key, value in (("samples", args.samples), ("ref", args.ref),
                                                         ("ref_root", args.ref_root), ("ref_samples", args.ref_samples))
               if value is not None]
-    cfg = run.read_config([*args.overrides, *flags])
     device = resolve_device(args.device)
+    if (Path(args.run_dir) / "config.json").is_file():  # an exported model: its config.json records its run
+        from ganscape.config import resolve
+        from ganscape.hub import load_folder
+
+        if args.step is not None or args.raw:
+            raise ConfigError("an exported model holds one generator: --step and --raw apply to run directories.")
+        model = load_folder(Path(args.run_dir), device)
+        cfg = resolve(model.config["provenance"]["config"], [*args.overrides, *flags])
+        G, step, which = model.net, model.config["provenance"]["step"], model.config["weights"]
+        target = Path(args.run_dir) / "eval" / f"step_{step:08d}.json"
+    else:
+        run = RunDir.open(args.run_dir)
+        cfg = run.read_config([*args.overrides, *flags])
+        G, _, step, _ = load_run_generator(run, args.step, ema=not args.raw, device=device)
+        which = "ema" if cfg.train.ema > 0 and not args.raw else "raw"
+        target = run.eval_result(step, raw=cfg.train.ema > 0 and args.raw)
     data = build_dataset(cfg)
     seed = args.seed if args.seed is not None else derived_seed(cfg.train.seed, "eval")
     evaluator = Evaluator.from_config(cfg, data, seed, device, progress=sys.stderr.isatty())
     if evaluator is None:
         raise ConfigError(f"{cfg.data.name} has no default metrics; choose some with --metrics "
                           f"(e.g. --metrics fid,kid).")
-    G, _, step = load_generator(run, args.step, ema=not args.raw, device=device, data=data)
-    has_ema = cfg.train.ema > 0
     tic = time.perf_counter()
     values = evaluator(G)
-    protocol = evaluator.protocol() | {"generator": "ema" if has_ema and not args.raw else "raw",
-                                       "seconds": time.perf_counter() - tic}
-    path, kept = write_result(run.eval_result(step, raw=has_ema and args.raw),
+    protocol = evaluator.protocol() | {"generator": which, "seconds": time.perf_counter() - tic}
+    path, kept = write_result(Path(args.out) if args.out else target,
                               {"step": step, "values": values, "protocol": protocol})
-    print(f"{run} step {step} ({protocol['generator']} generator), {evaluator.num_samples} samples:")
+    print(f"{args.run_dir} step {step} ({which} generator), {evaluator.num_samples} samples:")
     for key, value in values.items():
         print(f"  {key:16s} {value:.6g}" if isinstance(value, float) else f"  {key:16s} {value}")
     if kept is not None:
@@ -206,7 +218,7 @@ def cmd_config_show(args) -> int:
 
     from ganscape.config import dump_yaml, load_config
     from ganscape.data import build_dataset
-    from ganscape.nets import build_discriminator, build_generator, count_parameters
+    from ganscape.nets import ModelSpec, build_discriminator, build_generator, count_parameters
 
     preset, overrides = split_arguments(args.args)
     cfg = load_config(preset, overrides)
@@ -218,7 +230,8 @@ def cmd_config_show(args) -> int:
         return 0
     try:
         with torch.device("meta"):  # count parameters without allocating them
-            G, D = build_generator(cfg, data), build_discriminator(cfg, data)
+            spec = ModelSpec.of_run(cfg, data)
+            G, D = build_generator(cfg.g, spec), build_discriminator(cfg.d, spec)
     except (RuntimeError, ValueError, OverflowError) as err:  # sizes no machine can hold
         raise ConfigError(f"the networks of this config cannot be built: {err}") from None
     print(f"# parameters: G {count_parameters(G):,}  D {count_parameters(D):,}")
@@ -293,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "with their full protocol to RUN_DIR/eval/step_N.json. Metrics: fid, is, kid, pr (precision "
                     "and recall), msssim, recon (reconstruction error), modes. Further settings as overrides, "
                     "e.g. metrics.inception_weights=PATH or metrics.kid_subsets=50.")
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR|MODEL", help="a run directory, or an exported model folder")
     evaluate.add_argument("overrides", nargs="*", metavar="key=value", help="eval.* and metrics.* keys only")
     evaluate.add_argument("--metrics", help="comma-separated (default: the run's eval.metrics)")
     evaluate.add_argument("--samples", type=int, help="generated samples (default: the run's eval.samples)")
@@ -304,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--raw", action="store_true", help="evaluate the raw generator, not its EMA")
     evaluate.add_argument("--seed", type=int, help="seed of the evaluated latents (default: the run's)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    evaluate.add_argument("--out", help="write the result here (default: RUN_DIR/eval/step_N.json, or MODEL/eval/)")
     evaluate.set_defaults(func=cmd_eval)
 
     from ganscape.study.grid import default_workers
@@ -352,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_data_info)
 
     from ganscape.dynamics.cli import add_dynamics_parser
+    from ganscape.model_cli import add_model_parsers
 
+    add_model_parsers(commands)
     add_dynamics_parser(commands)
     return parser
 

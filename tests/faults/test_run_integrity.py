@@ -294,7 +294,7 @@ def test_crafted_checkpoint_metadata_is_refused_with_the_path(tiny, capsys, craf
 def test_checkpoints_of_format_1_still_load(tmp_path):
     """A checkpoint written by ganscape before checksums (tests/data, format 1) loads, and its EMA generator
     gives the samples recorded when it was written."""
-    from ganscape.training.sampling import load_generator
+    from ganscape.training.sampling import load_run_generator
 
     data = Path(__file__).resolve().parents[1] / "data"
     run = RunDir(tmp_path / "old")
@@ -302,7 +302,7 @@ def test_checkpoints_of_format_1_still_load(tmp_path):
     (run.checkpoints / "step_00000004.safetensors").write_bytes(
         (data / "checkpoint_format1_ring8_w8_step4.safetensors").read_bytes())
     run.config_path.write_text((data / "checkpoint_format1_ring8_w8_config.yaml").read_text())
-    G, cfg, step = load_generator(run)
+    G, cfg, step, _ = load_run_generator(run)
     expected = json.loads((data / "checkpoint_format1_ring8_w8_samples.json").read_text())
     z = torch.randn(4, cfg.latent.dim, generator=torch.Generator().manual_seed(expected["latent_seed"]))
     torch.testing.assert_close(G(z), torch.tensor(expected["ema_generator_output"]))

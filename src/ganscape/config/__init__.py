@@ -6,7 +6,7 @@ into configs and checks them, ``files`` reads presets and overrides and resolves
 """
 
 from ganscape.config.files import (PRESETS, check_combinations, dump_yaml, expand_shorthands, find_preset,
-                                   load_config, merge, parse_overrides, preset_names, read_yaml,
+                                   load_config, merge, parse_overrides, preset_names, read_yaml, resolve,
                                    upgrade_written_config)
 from ganscape.config.schema import (CROPS, LATENT_DISTRIBUTIONS, SPLITS, CheckpointConfig, DataConfig, EvalConfig,
                                     Experiment, LatentConfig, LogConfig, MetricsConfig, NetConfig, OptimConfig,
@@ -18,5 +18,5 @@ __all__ = ["CROPS", "LATENT_DISTRIBUTIONS", "PRESETS", "RESUMABLE_KEYS", "SPLITS
            "EvalConfig", "Experiment", "LatentConfig", "LogConfig", "MetricsConfig", "NetConfig", "OptimConfig",
            "PenaltyConfig", "PenaltyTerm", "RunConfig", "TrainConfig", "all_keys", "check_combinations", "coerce",
            "config_differences", "dump_yaml", "expand_shorthands", "find_preset", "flatten", "from_dict",
-           "load_config", "merge", "parse_overrides", "parse_penalties", "preset_names", "read_yaml", "to_dict",
+           "load_config", "merge", "parse_overrides", "parse_penalties", "preset_names", "read_yaml", "resolve", "to_dict",
            "upgrade_written_config", "validate"]

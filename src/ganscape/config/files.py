@@ -216,8 +216,12 @@ def load_config(preset: str | Path | None = None, overrides: list[str] = (), wri
     data = expand_shorthands(read_yaml(find_preset(preset))) if preset else {}
     if written:
         data = upgrade_written_config(data, Path(preset))
-    data = merge(data, parse_overrides(list(overrides)))
-    cfg = from_dict(data)
+    return resolve(data, overrides)
+
+
+def resolve(tree: Mapping, overrides: list[str] = ()) -> Experiment:
+    """A validated Experiment from plain data (a preset's, or a config stored in a file) and overrides."""
+    cfg = from_dict(merge(dict(tree), parse_overrides(list(overrides))))
     problems = validate(cfg)
     if not problems:
         errors, advice = check_combinations(cfg)

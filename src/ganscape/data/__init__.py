@@ -12,7 +12,7 @@ A data set is built from the data config (``DATASETS[name](cfg.data)``) and foll
 | ``digits``, ``stacked_digits`` | scikit-learn's bundled 8x8 digits, 1x32x32 / 3x32x32 (``digits``) | none needed |
 | ``cifar10`` | the official python-version archive or its folder (``cifar10``) | ``data/cifar10`` |
 | ``mnist``, ``stacked_mnist`` | the standard IDX files (``mnist``) | ``data/mnist`` |
-| ``image_folder`` | any folder of images, no labels (``folders``) | required |
+| ``image_folder`` | any folder or zip of images, no labels (``folders``) | required |
 | ``class_folder`` | ``<class>/<image>`` in a folder or zip (``folders``) | required |
 | ``lmdb`` | LSUN-style LMDB of encoded images (``lmdb_images``) | required |
 

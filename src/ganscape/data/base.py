@@ -17,7 +17,8 @@ Tensor = torch.Tensor
 
 @runtime_checkable
 class Dataset(Protocol):
-    """Samples of one ``shape`` (e.g. ``(2,)`` or ``(3, 32, 32)``), with ``num_classes`` labels (0: none).
+    """Samples of one ``shape`` (e.g. ``(2,)`` or ``(3, 32, 32)``), with ``num_classes`` labels (0: none)
+    named ``class_names``.
 
     ``sample(n, generator)`` gives a batch of floats (images in [-1, 1], NCHW, on the CPU) and int64
     labels of shape ``(n,)`` or None. All randomness comes from ``generator``, so a run's data order
@@ -27,6 +28,7 @@ class Dataset(Protocol):
     name: str
     shape: tuple[int, ...]
     num_classes: int
+    class_names: tuple[str, ...]  # one per class, in label order
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]: ...
 

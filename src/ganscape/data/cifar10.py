@@ -131,6 +131,9 @@ def read_folder(path: Path, names: list[str]) -> dict[str, bytes]:
     return {name: (path / name).read_bytes() for name in names}
 
 
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def cifar10(cfg) -> InMemoryImages:
     """CIFAR-10's train (50,000) or test (10,000) images, 3x32x32, 10 classes, held in memory."""
     path = locate(cfg.root)
@@ -139,8 +142,10 @@ def cifar10(cfg) -> InMemoryImages:
     batches = [parse_batch(raw[name], f"{path}: {name}") for name in names]
     images = torch.from_numpy(np.concatenate([images for images, _ in batches]))
     labels = torch.from_numpy(np.concatenate([labels for _, labels in batches]))
-    return InMemoryImages(images, labels, name="cifar10", num_classes=10, resolution=cfg.resolution,
+    data = InMemoryImages(images, labels, name="cifar10", num_classes=10, resolution=cfg.resolution,
                           flip=cfg.flip, source=str(path))
+    data.class_names = CLASS_NAMES
+    return data
 
 
 def download(root: str = "") -> Path:

@@ -1,7 +1,7 @@
 """Image files in a folder (``image_folder``) or in class folders (``class_folder``).
 
-``image_folder``: every .png .jpg .jpeg .webp .bmp file under ``data.root`` (recursively), no
-labels. ``data.test_size`` images are held out as the test split, chosen by a fixed
+``image_folder``: every .png .jpg .jpeg .webp .bmp file under ``data.root`` (recursively, in a folder
+or a ``.zip``), no labels. ``data.test_size`` images are held out as the test split, chosen by a fixed
 pseudo-random order of the relative file names (see ``images.held_out``), so the split is the
 same on every build and every machine. The GAN Landscape study holds out 3,000 of CelebA-HQ's
 30,000 images: ``data.test_size=3000``.
@@ -13,9 +13,8 @@ that folder is skipped. ``data.split`` selects nothing here: point ``data.root``
 or the test folder or zip.
 
 Each image is resized (short side) and centre-cropped to ``data.resolution`` (or, with
-``data.crop=center``, centre-cropped without rescaling). ``image_folder``
-needs it; for ``class_folder``, 0 keeps the size of the first image if it is square (32 for the
-CIFAR-10 zips). Hidden files and ``__MACOSX`` folders are ignored.
+``data.crop=center``, centre-cropped without rescaling); 0 keeps the size of the first image if it is
+square (32 for the CIFAR-10 zips). Hidden files and ``__MACOSX`` folders are ignored.
 """
 
 from __future__ import annotations
@@ -26,21 +25,27 @@ from pathlib import Path
 import torch
 
 from ganscape.data.images import (IMAGE_SUFFIXES, FileSource, ZipSource, held_out, is_image_name, list_images,
-                                  load_images, native_resolution, require_resolution, require_root)
+                                  load_images, native_resolution, require_root)
 from ganscape.errors import DataError
 
 
 def image_folder(cfg):
-    """The images under ``data.root``, without labels, minus or only the held-out test split."""
+    """The images under ``data.root`` (a folder or a zip), without labels, minus or only the held-out
+    test split. ``data.resolution=0`` keeps the images' size when they are square (all of the first's)."""
     root = require_root(cfg, "image_folder", "data/celeba_hq")
-    resolution = require_resolution(cfg, "image_folder")
-    if not root.is_dir():
-        raise DataError(f"image_folder: data.root {root} is not a folder.")
-    names = list_images(root)
+    if root.is_dir():
+        names = list_images(root)
+        make_source = FileSource
+    elif zipfile.is_zipfile(root):
+        names = zip_image_names(root)
+        make_source = ZipSource
+    else:
+        raise DataError(f"image_folder: data.root {root} is neither a folder nor a zip file.")
     if not names:
-        raise DataError(f"image_folder: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}.")
+        raise DataError(f"image_folder: no images ({', '.join(IMAGE_SUFFIXES)}) in {root}.")
     keep = held_out(names, cfg.test_size, cfg.split, f"image_folder {root}")
-    source = FileSource(root, [names[i] for i in keep])
+    source = make_source(root, [names[i] for i in keep])
+    resolution = cfg.resolution or native_resolution(source, "image_folder")
     return load_images(source, resolution, name="image_folder", flip=cfg.flip, crop=cfg.crop)
 
 
@@ -93,5 +98,7 @@ def class_folder(cfg):
         raise DataError(f"class_folder: no images ({', '.join(IMAGE_SUFFIXES)}) in {root}.")
     classes, labels = class_labels(names, root)
     resolution = cfg.resolution or native_resolution(source, "class_folder")
-    return load_images(source, resolution, name="class_folder", labels=labels, num_classes=len(classes),
+    data = load_images(source, resolution, name="class_folder", labels=labels, num_classes=len(classes),
                        flip=cfg.flip, crop=cfg.crop)
+    data.class_names = tuple(classes)
+    return data

@@ -54,6 +54,7 @@ class ImageSet:
         self.name = name
         self.shape = tuple(int(s) for s in shape)
         self.num_classes = int(num_classes)
+        self.class_names = tuple(str(i) for i in range(self.num_classes))  # builders that know names set them
         self.flip = bool(flip)
         self.source = source
 
@@ -125,6 +126,7 @@ class StackedImages(ImageSet):
         check_labels(labels, len(images), 10)
         size = (resolution, resolution) if resolution else tuple(images.shape[-2:])
         super().__init__(name, (3, *size), 1000, flip, source)
+        self.class_names = tuple(f"{k:03d}" for k in range(1000))  # the R, G and B digits
         self.images = images
         self.labels = labels
 

@@ -17,6 +17,7 @@ class GaussianMixture2D:
 
     shape = (2,)
     num_classes = 0
+    class_names = ()
 
     def __init__(self, name: str, centers: torch.Tensor, std: float):
         self.name = name

@@ -36,7 +36,7 @@ from ganscape.nets import build_discriminator, sample_latent
 from ganscape.objectives.objective import Objective
 from ganscape.training.checkpoint import checkpoint_name
 from ganscape.training.run import RunDir
-from ganscape.training.sampling import load_generator
+from ganscape.training.sampling import load_run_generator
 from ganscape.training.snapshots import load_run_checkpoint
 from ganscape.training.state import derived_seed, resolve_device
 
@@ -107,8 +107,8 @@ def load_networks(run: RunDir, step: int | None, device: torch.device):
     and in training mode, as ``train_step`` runs them."""
     cfg = run.read_config()
     data = build_dataset(cfg)
-    G, _, step = load_generator(run, step, ema=False, device=device, data=data)
-    D = build_discriminator(cfg, data)
+    G, _, step, spec = load_run_generator(run, step, ema=False, device=device, data=data)
+    D = build_discriminator(cfg.d, spec)
     path = run.checkpoints / checkpoint_name(step)
     try:
         D.load_state_dict(load_run_checkpoint(path)["D"])

@@ -42,24 +42,41 @@ from ganscape.metrics.modes import mode_statistics
 from ganscape.metrics.msssim import msssim_diversity
 from ganscape.metrics.precision_recall import precision_recall
 from ganscape.metrics.reconstruction import reconstruction_error
-from ganscape.metrics.reference import cache_dir, reference_data_config, reference_features, subset_indices
-from ganscape.nets import conditioning_classes, sample_latent
+from ganscape.metrics.reference import (cache_dir, reference_data_config, reference_features, reference_images,
+                                        subset_indices)
+from ganscape.nets import sample_latent, truncated_normal
 
 INCEPTION_METRICS = ("fid", "is", "kid", "pr")
 REFERENCE_METRICS = ("fid", "kid", "pr", "recon")  # compared against reference images (IS is not)
 MODE_CLASSIFIERS = {"stacked_digits": "digits", "stacked_mnist": "mnist"}
 
 
+def seeded_latents(n: int, latent_dim: int, latent_dist: str, seed: int, device,
+                   truncation: float | None = None) -> torch.Tensor:
+    """The ``n`` latents of ``seed``: z ~ the latent distribution, or with ``truncation`` the normal truncated
+    to [-truncation, truncation] (``truncated_normal``; only for normal latents)."""
+    generator = torch.Generator(device).manual_seed(seed)
+    if truncation is None:
+        return sample_latent(n, latent_dim, latent_dist, generator, device)
+    if latent_dist != "normal":
+        raise ConfigError(f"truncation resamples normal latents beyond a threshold; this generator's latents are "
+                          f"{latent_dist}, so there is nothing to truncate. Leave the truncation out.")
+    return truncated_normal(n, latent_dim, truncation, generator, device)
+
+
 @torch.no_grad()
 def generated_batches(G: nn.Module, n: int, latent_dim: int, latent_dist: str, seed: int, device,
-                      num_classes: int = 0, batch_size: int = 1024) -> Iterator[torch.Tensor]:
+                      num_classes: int = 0, batch_size: int = 1024, truncation: float | None = None,
+                      labels: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """``n`` samples of ``G`` in eval mode, batch by batch, from latents of a fixed seed.
 
     All ``n`` latents are drawn at once, so the samples do not depend on the batch size. A
-    class-conditional G gets the labels 0, 1, 2, ... in turn, so every class is shown equally.
+    class-conditional G gets ``labels``, by default 0, 1, 2, ... in turn, so every class is shown equally.
     """
-    z = sample_latent(n, latent_dim, latent_dist, torch.Generator(device).manual_seed(seed), device)
-    labels = torch.arange(n, device=device) % num_classes if num_classes else None
+    z = seeded_latents(n, latent_dim, latent_dist, seed, device, truncation)
+    if labels is None and num_classes:
+        labels = torch.arange(n, device=device) % num_classes
+    labels = labels.to(device) if labels is not None else None
     was_training = G.training
     G.eval()
     try:
@@ -90,7 +107,7 @@ class Evaluator:
     def __init__(self, metrics: list[str], reference, reference_cfg: DataConfig, *, latent_dim: int,
                  latent_dist: str = "normal", num_classes: int = 0, num_samples: int = 10000,
                  num_reference: int = 0, settings: MetricsConfig | None = None, seed: int = 0,
-                 device: str | torch.device = "cpu", progress: bool = False):
+                 device: str | torch.device = "cpu", progress: bool = False, cache_reference: bool = True):
         for name in metrics:
             lookup(METRICS, name, "metric")
         self.metrics = list(dict.fromkeys(metrics))
@@ -99,6 +116,7 @@ class Evaluator:
         self.num_samples, self.seed = num_samples, seed
         self.settings = settings or MetricsConfig()
         self.device, self.progress = torch.device(device), progress
+        self.cache_reference = cache_reference  # off for references that are not files (a generator's samples)
         fixed = isinstance(reference, FixedImages)
         self.num_reference = min(num_reference or num_samples, len(reference)) if fixed else 0
         self._check_applicable()
@@ -130,7 +148,7 @@ class Evaluator:
             if replace(reference_cfg, flip=cfg.data.flip) != cfg.data:
                 reference = DATASETS[reference_cfg.name](reference_cfg)
         return cls(metrics, reference, reference_cfg, latent_dim=cfg.latent.dim, latent_dist=cfg.latent.dist,
-                   num_classes=conditioning_classes(cfg, data), num_samples=cfg.eval.samples,
+                   num_classes=data.num_classes if cfg.data.conditional else 0, num_samples=cfg.eval.samples,
                    num_reference=cfg.eval.ref_samples, settings=cfg.metrics, seed=seed, device=device,
                    progress=progress)
 
@@ -162,8 +180,8 @@ class Evaluator:
         if self._reference_features is None:
             self._reference_features, _ = reference_features(
                 self.reference, self.reference_cfg, self.num_reference, self.inception,
-                self.settings.inception_input, file_sha256(self.weights), cache_dir(self.settings.cache_dir),
-                self.batch_size, self.progress)
+                self.settings.inception_input, file_sha256(self.weights),
+                cache_dir(self.settings.cache_dir) if self.cache_reference else None, self.batch_size, self.progress)
         return self._reference_features
 
     def samples(self, G: nn.Module, n: int, batch_size: int) -> Iterator[torch.Tensor]:
@@ -191,11 +209,32 @@ class Evaluator:
         return values
 
     def _inception_metrics(self, G: nn.Module) -> dict[str, float]:
+        return self._scores(*self._features(self.samples(G, self.num_samples, self.batch_size), "generated"))
+
+    def _features(self, batches: Iterator[torch.Tensor], desc: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return inception_features(batches, self.inception, self.settings.inception_input, "is" in self.metrics,
+                                  total=self.num_samples, desc=desc, progress=self.progress)
+
+    def score_images(self, data, data_cfg: DataConfig, cache: bool = True) -> dict[str, float]:
+        """The Inception metrics of ``num_samples`` fixed images of ``data`` (in place of a generator's samples):
+        their features come from the reference cache (``cache``), like the reference's own."""
+        if not isinstance(data, FixedImages):
+            raise ConfigError(f"{data_cfg.name} has no fixed images to score.")
+        other = [m for m in self.metrics if m not in INCEPTION_METRICS]
+        if other:
+            raise ConfigError(f"metrics {', '.join(other)} score a generator, not a set of images.")
+        if "is" in self.metrics:  # the logits are not cached
+            return self._scores(*self._features(reference_images(data, subset_indices(len(data), self.num_samples),
+                                                                 self.batch_size), data_cfg.name))
+        features, _ = reference_features(data, data_cfg, self.num_samples, self.inception, self.settings.inception_input,
+                                         file_sha256(self.weights), cache_dir(self.settings.cache_dir) if cache else None,
+                                         self.batch_size, self.progress)
+        return self._scores(features, None)
+
+    def _scores(self, features: torch.Tensor, logits: torch.Tensor | None) -> dict[str, float]:
+        """FID, KID and precision/recall of ``features`` against the reference's, and IS from ``logits``."""
         s = self.settings
-        with_logits = "is" in self.metrics
-        features, logits = inception_features(self.samples(G, self.num_samples, self.batch_size), self.inception,
-                                              s.inception_input, with_logits, total=self.num_samples,
-                                              desc="generated", progress=self.progress)
+        with_logits = logits is not None
         values: dict[str, float] = {}
         if with_logits:
             values["is_mean"], values["is_std"] = inception_score(logits, s.is_splits)

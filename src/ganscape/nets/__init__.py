@@ -1,7 +1,8 @@
 """Generators G(z, y) -> samples and discriminators D(x, y) -> logits of shape (N,).
 
 ``ARCHITECTURES`` maps a name to the functions that build its generator and discriminator from a
-network config, the latent size and what the data set looks like.
+network config and a ``ModelSpec`` (sample shape, classes, latent): never from a data set, so a
+trained generator can be built where its data do not exist.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from ganscape.errors import lookup
 from ganscape.nets import dcgan, resnet, sndcgan, wn_resnet
 from ganscape.nets.layers import NORMS
 from ganscape.nets.mlp import MLPDiscriminator, MLPGenerator
+from ganscape.nets.spec import ModelSpec
+
+__all__ = ["ARCHITECTURES", "Architecture", "ModelSpec", "build_discriminator", "build_generator", "count_parameters",
+           "sample_latent", "truncated_normal", "weight_layers"]
 
 
 @dataclass(frozen=True)
@@ -56,21 +61,16 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
-def conditioning_classes(cfg, data) -> int:
-    """How many classes G and D condition on: the data set's, when ``data.conditional`` is on."""
-    return data.num_classes if cfg.data.conditional else 0
+def build_generator(net_cfg, spec: ModelSpec) -> nn.Module:
+    """The generator that ``net_cfg`` (a ``NetConfig``: arch, width, depth, norm) describes for ``spec``."""
+    arch = lookup(ARCHITECTURES, net_cfg.arch, "architecture")
+    return arch.generator(net_cfg, spec.latent_dim, tuple(spec.shape), spec.num_classes)
 
 
-def build_generator(cfg, data) -> nn.Module:
-    """The generator described by ``cfg.g`` for data set ``data``."""
-    arch = lookup(ARCHITECTURES, cfg.g.arch, "architecture")
-    return arch.generator(cfg.g, cfg.latent.dim, tuple(data.shape), conditioning_classes(cfg, data))
-
-
-def build_discriminator(cfg, data) -> nn.Module:
-    """The discriminator described by ``cfg.d`` for data set ``data``."""
-    arch = lookup(ARCHITECTURES, cfg.d.arch, "architecture")
-    return arch.discriminator(cfg.d, tuple(data.shape), conditioning_classes(cfg, data))
+def build_discriminator(net_cfg, spec: ModelSpec) -> nn.Module:
+    """The discriminator that ``net_cfg`` describes for ``spec``."""
+    arch = lookup(ARCHITECTURES, net_cfg.arch, "architecture")
+    return arch.discriminator(net_cfg, tuple(spec.shape), spec.num_classes)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -84,6 +84,20 @@ def weight_layers(module: nn.Module) -> list[nn.Module]:
     ResNet19 D 19).
     """
     return [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+
+
+def truncated_normal(n: int, dim: int, threshold: float, generator: torch.Generator, device) -> torch.Tensor:
+    """z ~ N(0, I) with every coordinate of magnitude above ``threshold`` drawn again until none is (BigGAN's
+    truncation trick): each coordinate then follows the standard normal truncated to [-threshold, threshold].
+    Lower thresholds trade variety for fidelity."""
+    if not threshold > 0:
+        raise ValueError(f"the truncation threshold must be > 0, got {threshold}")
+    z = torch.randn(n, dim, generator=generator, device=device)
+    outside = z.abs() > threshold
+    while outside.any():
+        z[outside] = torch.randn(int(outside.sum()), generator=generator, device=device)
+        outside = z.abs() > threshold
+    return z
 
 
 def sample_latent(n: int, dim: int, dist: str, generator: torch.Generator, device) -> torch.Tensor:

@@ -92,8 +92,14 @@ def _require_labels(y: torch.Tensor | None) -> torch.Tensor:
     return y
 
 
+def class_embedding(embed: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """The embedding of labels ``y`` (N,), or of class mixtures: float weights (N, classes) give the
+    weighted sum of the classes' embeddings, which interpolates between classes."""
+    return y.to(embed.weight.dtype) @ embed.weight if y.is_floating_point() else embed(y)
+
+
 class LatentInput(nn.Module):
-    """G's input: z, or ``[z, embed(y)]`` when G is class-conditional."""
+    """G's input: z, or ``[z, embed(y)]`` when G is class-conditional (``y``: labels, or class mixtures)."""
 
     def __init__(self, latent_dim: int, num_classes: int):
         super().__init__()
@@ -103,7 +109,7 @@ class LatentInput(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if self.embed is None:
             return z
-        return torch.cat([z, self.embed(_require_labels(y))], dim=1)
+        return torch.cat([z, class_embedding(self.embed, _require_labels(y))], dim=1)
 
 
 class ProjectionHead(nn.Module):

@@ -79,7 +79,7 @@ def run_cell(preset, overrides, cell: Cell, seed: int, out: Path, steps: int | N
 
     from ganscape.config import load_config
     from ganscape.training.loop import train
-    from ganscape.training.sampling import generate, load_generator
+    from ganscape.training.sampling import generate, load_run_generator
     from ganscape.training.state import derived_seed
     from ganscape.training.run import RunDir
 
@@ -95,7 +95,7 @@ def run_cell(preset, overrides, cell: Cell, seed: int, out: Path, steps: int | N
         row |= {"status": "ok", **{m: results.get(f"eval/{m}", math.nan) for m in METRICS},
                 "num_modes": results.get("eval/num_modes", math.nan)}
         if sample_points:
-            G, _, _ = load_generator(run)
+            G, _, _, _ = load_run_generator(run)
             points = generate(G, sample_points, cfg, derived_seed(seed, "grid-samples"), "cpu").numpy()
     except DivergenceError as err:
         row |= {"status": "diverged", **{m: math.nan for m in METRICS}, "num_modes": math.nan, "error": str(err)}

@@ -12,7 +12,7 @@ from ganscape.data import build_dataset
 from ganscape.data.base import Dataset, is_image_data
 from ganscape.errors import CheckpointError
 from ganscape.metrics.evaluate import generated_batches
-from ganscape.nets import build_generator, conditioning_classes
+from ganscape.nets import ModelSpec, build_generator
 from ganscape.plots import image_grid, plot_points, save_png, with_title
 from ganscape.training.checkpoint import checkpoint_name, list_checkpoints
 from ganscape.training.run import MetricsLog, RunDir
@@ -31,17 +31,26 @@ def checkpoint_path(run: RunDir, step: int | None) -> tuple[int, Path]:
     return step, path
 
 
-def load_generator(run: RunDir, step: int | None = None, ema: bool = True,
-                   device: str | torch.device = "cpu", data: Dataset | None = None) -> tuple[nn.Module, Experiment, int]:
-    """The generator of a run's checkpoint (the newest, or at ``step``), in eval mode.
+def checkpoint_spec(state: dict, cfg: Experiment, path: Path, data: Dataset | None = None) -> ModelSpec:
+    """What a checkpoint's networks are built for: stored in it, or (checkpoints written before specs
+    were) read off the run's data set."""
+    if state.get("spec") is not None:
+        return ModelSpec.from_json(state["spec"], f"checkpoint {path}")
+    return ModelSpec.of_run(cfg, data if data is not None else build_dataset(cfg))
 
-    ``ema`` picks the EMA weights when the run kept them. ``data``: the run's data set, when the
-    caller has it already (G's shape depends on it). Returns (G, config, step).
+
+def load_run_generator(run: RunDir, step: int | None = None, ema: bool = True, device: str | torch.device = "cpu",
+                       data: Dataset | None = None) -> tuple[nn.Module, Experiment, int, ModelSpec]:
+    """The generator of a run's checkpoint (the newest, or at ``step``), in eval mode, built from the spec
+    in the checkpoint: the run's data set is not needed.
+
+    ``ema`` picks the EMA weights when the run kept them. Returns (G, config, step, spec).
     """
     cfg = run.read_config()
     step, path = checkpoint_path(run, step)
     state = load_run_checkpoint(path)
-    G = build_generator(cfg, data if data is not None else build_dataset(cfg))
+    spec = checkpoint_spec(state, cfg, path, data)
+    G = build_generator(cfg.g, spec)
     which = "G_ema" if ema and state["G_ema"] is not None else "G"
     try:
         G.load_state_dict(state[which])
@@ -51,7 +60,7 @@ def load_generator(run: RunDir, step: int | None = None, ema: bool = True,
     if bad:
         raise CheckpointError(f"the generator ({which}) in checkpoint {path} has non-finite weights ({', '.join(bad[:3])}"
                               f"): the run had diverged. Use an earlier checkpoint (--step).")
-    return G.to(device).eval(), cfg, step
+    return G.to(device).eval(), cfg, step, spec
 
 
 def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, num_classes: int = 0,
@@ -71,7 +80,7 @@ def save_samples(state: GANState, data: Dataset, cfg: Experiment, run: RunDir, l
     path = run.samples / f"step_{state.step:08d}.png"
     which = "EMA generator" if state.ema is not None else "generator"
     if is_image_data(data):
-        fake = generate(state.sampler, 64, cfg, seed, device, conditioning_classes(cfg, data))
+        fake = generate(state.sampler, 64, cfg, seed, device, state.spec.num_classes)
         rgb = with_title(image_grid(fake, columns=8), f"step {state.step}, {which}")
         save_png(rgb, path)
     else:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ganscape.config import Experiment
 from ganscape.errors import ConfigError, lookup
-from ganscape.nets import build_discriminator, build_generator
+from ganscape.nets import ModelSpec, build_discriminator, build_generator
 from ganscape.training.ema import EMA
 from ganscape.training.optim import OPTIMIZERS
 
@@ -70,6 +70,7 @@ class GANState:
     data_rng: torch.Generator
     latent_rng: torch.Generator
     noise_rng: torch.Generator  # penalties and input noise
+    spec: ModelSpec | None = None  # what the networks are built for; stored in checkpoints
     step: int = 0
 
     @property
@@ -84,7 +85,8 @@ class GANState:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.ema.model.state_dict() if self.ema else None,
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng,
+                "spec": self.spec.to_json() if self.spec is not None else None}
 
     @staticmethod
     def problems(state) -> list[str]:
@@ -130,12 +132,13 @@ class GANState:
 def build_state(cfg: Experiment, data, device: torch.device) -> GANState:
     """Fresh networks (initialised from ``train.seed``), optimizers, EMA and random streams."""
     torch.manual_seed(cfg.train.seed)
-    G = build_generator(cfg, data).to(device)
-    D = build_discriminator(cfg, data).to(device)
+    spec = ModelSpec.of_run(cfg, data)
+    G = build_generator(cfg.g, spec).to(device)
+    D = build_discriminator(cfg.d, spec).to(device)
     opt_g = lookup(OPTIMIZERS, cfg.g_opt.name, "optimizer")(G.parameters(), cfg.g_opt)
     opt_d = lookup(OPTIMIZERS, cfg.d_opt.name, "optimizer")(D.parameters(), cfg.d_opt)
     ema = EMA(G, cfg.train.ema, cfg.train.ema_start) if cfg.train.ema > 0 else None
     data_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, "data"))
     latent_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "latent"))
     noise_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "noise"))
-    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng, noise_rng)
+    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng, noise_rng, spec)

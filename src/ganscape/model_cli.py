@@ -1,0 +1,230 @@
+"""``ganscape export``, ``sample``, ``interpolate`` and ``fid``: trained generators as artifacts.
+
+    ganscape export RUN_DIR [--step N] [--raw] [--with-discriminator] --out DIR [--push-to-hub OWNER/NAME]
+    ganscape sample MODEL --n N [--seed S] [--classes 0,3,7 | --per-class K] [--truncation T] --out grid.png|DIR/|x.npz
+    ganscape interpolate MODEL --steps K [--rows R] [--classes A,B] [--seed S] --out strip.png|anim.gif
+    ganscape fid A B [--metrics fid,kid,pr,is] [--samples N] [--out result.json]
+
+MODEL is an exported model folder, a run directory or a Hugging Face Hub repository id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _device(name: str):
+    from ganscape.training.state import resolve_device
+
+    return resolve_device(name)
+
+
+def write_samples(images, out: Path, labels=None, columns: int | None = None) -> str:
+    """Write samples where ``out`` says: a picture grid (.png, .jpg), an .npz (uint8 images N x H x W x C, or
+    float points, and int64 labels), or a folder of PNGs (a path ending in / or an existing folder)."""
+    from ganscape.errors import ConfigError
+    from ganscape.metrics.features import to_uint8
+    from ganscape.plots import image_grid, save_png
+
+    suffix = out.suffix.lower()
+    is_image = images.ndim == 4
+    if suffix == ".npz":
+        arrays = {"images": to_uint8(images).permute(0, 2, 3, 1).numpy()} if is_image \
+            else {"points": images.float().numpy()}
+        if labels is not None:
+            arrays["labels"] = labels.numpy()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out, **arrays)
+        return f"{len(images)} samples in {out}"
+    if not is_image:
+        raise ConfigError(f"this generator makes points of shape {tuple(images.shape[1:])}, not images; write them "
+                          "to an .npz.")
+    if suffix in IMAGE_SUFFIXES:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_png(image_grid(images, columns=columns or min(len(images), 8)), out)
+        return f"a grid of {len(images)} samples in {out}"
+    if suffix and not out.is_dir():
+        raise ConfigError(f"--out {out}: give a picture (.png, .jpg), an .npz, or a folder (ending in /).")
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()
+    for i, image in enumerate(pixels):
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(out / f"{i:06d}.png")
+    if labels is not None:
+        (out / "labels.csv").write_text("file,label\n" + "".join(f"{i:06d}.png,{int(y)}\n" for i, y in
+                                                                 enumerate(labels)))
+    return f"{len(images)} PNG files in {out}"
+
+
+def _class_list(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def cmd_export(args) -> int:
+    from ganscape.hub import export_run, load_folder
+    from ganscape.training.run import RunDir
+
+    run = RunDir.open(args.run_dir)
+    out = export_run(run, args.out, args.step, args.raw, args.with_discriminator)
+    print(f"exported {run} to {out}")
+    if args.push_to_hub:
+        print(f"uploaded: {load_folder(out).push_to_hub(args.push_to_hub, out, private=args.private)}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from ganscape.errors import ConfigError
+    from ganscape.hub import load_generator
+
+    model = load_generator(args.model, _device(args.device))
+    n, labels, columns = args.n, None, None
+    if args.classes and args.per_class:
+        raise ConfigError("give --classes or --per-class, not both.")
+    if args.per_class:
+        if not model.spec.num_classes:
+            raise ConfigError("--per-class needs a class-conditional generator.")
+        n, columns = args.per_class * model.spec.num_classes, args.per_class
+        labels = torch.arange(model.spec.num_classes).repeat_interleave(args.per_class)
+    elif args.classes:
+        chosen = model.class_labels(_class_list(args.classes))
+        labels = chosen[torch.arange(n) % len(chosen)]
+    images = model.sample(n, seed=args.seed, labels=labels, truncation=args.truncation, batch_size=args.batch_size)
+    if model.spec.num_classes and labels is None:
+        labels = torch.arange(n) % model.spec.num_classes
+    print(f"wrote {write_samples(images, Path(args.out), labels, columns)}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from ganscape.errors import ConfigError
+    from ganscape.hub import load_generator
+    from ganscape.plots import image_grid, save_png
+
+    model = load_generator(args.model, _device(args.device))
+    if len(model.spec.shape) != 3:
+        raise ConfigError("interpolations are pictures of images; this generator makes points.")
+    classes = _class_list(args.classes)
+    images = model.interpolate(args.steps, args.seed, args.rows, tuple(classes) if classes else None, args.truncation)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".gif":
+        from PIL import Image
+
+        frames = images.view(args.rows, args.steps, *images.shape[1:]).transpose(0, 1)
+        pictures = [Image.fromarray(image_grid(frame, columns=args.rows)) for frame in frames]
+        pictures += pictures[-2:0:-1]  # back again, so the loop has no jump
+        pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=args.frame_ms, loop=0)
+        print(f"wrote {len(pictures)} frames to {out}")
+    elif out.suffix.lower() in IMAGE_SUFFIXES:
+        save_png(image_grid(images, columns=args.steps), out)
+        print(f"wrote {args.rows} rows of {args.steps} steps to {out}")
+    else:
+        raise ConfigError(f"--out {out}: give a picture (.png) or an animation (.gif).")
+    return 0
+
+
+def cmd_fid(args) -> int:
+    from ganscape.cli import check_override_keys
+    from ganscape.config import load_config
+    from ganscape.jsonio import write_json
+    from ganscape.metrics.compare import compare, open_image_set
+
+    check_override_keys(args.overrides, ("metrics.",), "in ganscape fid: only the metrics' settings apply")
+    settings = load_config(None, [*args.overrides]).metrics  # metrics.* settings, validated as in a config
+    device = _device(args.device)
+    first = open_image_set(args.first, args.samples, args.resolution, args.seed, args.truncation, device)
+    second = open_image_set(args.second, args.samples, args.resolution, args.seed + 1, args.truncation, device)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    result = compare(first, second, metrics, args.samples, settings, device, progress=args.progress)
+    print(f"{result['protocol']['first']} against {result['protocol']['second']}:")
+    for key, value in result["values"].items():
+        print(f"  {key:12s} {value:.6g}" if isinstance(value, float) and math.isfinite(value) else f"  {key:12s} {value}")
+    if args.out:
+        print(f"wrote {write_json(Path(args.out), result)}")
+    if args.json:
+        print(json.dumps(result["values"]))
+    return 0
+
+
+def add_model_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``export``, ``sample``, ``interpolate`` and ``fid`` on the command's subparsers."""
+    model_help = "an exported model folder, a run directory, or a Hugging Face Hub repository id (owner/name)"
+
+    export = commands.add_parser(
+        "export", help="export a run's generator as a model folder (Hugging Face layout)",
+        description="Write config.json, model.safetensors (the EMA generator, or --raw), optionally "
+                    "discriminator.safetensors, samples.png and a README.md model card to --out. The folder loads "
+                    "with ganscape.load_generator(DIR) where no data set exists.")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--out", required=True, help="the model folder to write")
+    export.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    export.add_argument("--raw", action="store_true", help="the raw generator instead of its EMA")
+    export.add_argument("--with-discriminator", action="store_true", help="also export D")
+    export.add_argument("--push-to-hub", metavar="OWNER/NAME", help="then upload the folder to this Hub repository")
+    export.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
+    export.set_defaults(func=cmd_export)
+
+    sample = commands.add_parser(
+        "sample", help="draw samples of a trained generator",
+        description="Write samples of MODEL to --out: a grid picture (.png), a folder of PNG files (a path ending "
+                    "in /; torch-fidelity and clean-fid read it), or an .npz of uint8 images (key 'images', and "
+                    "'labels' for a conditional model). The same --seed gives the same samples.")
+    sample.add_argument("model", metavar="MODEL", help=model_help)
+    sample.add_argument("--out", required=True)
+    sample.add_argument("--n", type=int, default=64, help="samples (default: %(default)s)")
+    sample.add_argument("--seed", type=int, default=0, help="latent seed (default: %(default)s)")
+    sample.add_argument("--classes", help="class indices or names, cycled over the samples (e.g. 0,3,7 or cat,dog)")
+    sample.add_argument("--per-class", type=int, metavar="K", help="K samples of every class, one grid row each")
+    sample.add_argument("--truncation", type=float, metavar="T",
+                        help="redraw every latent coordinate beyond ±T (BigGAN's truncation trick; normal latents)")
+    sample.add_argument("--batch-size", type=int, default=256)
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    sample.set_defaults(func=cmd_sample)
+
+    interpolate = commands.add_parser(
+        "interpolate", help="interpolate between latents (or classes) of a trained generator",
+        description="Each row goes from one latent to another (spherical interpolation for normal latents), or, "
+                    "with --classes A,B, keeps its latent and moves from class A to class B. --out: a .png strip "
+                    "(rows x steps) or an animated .gif.")
+    interpolate.add_argument("model", metavar="MODEL", help=model_help)
+    interpolate.add_argument("--out", required=True)
+    interpolate.add_argument("--steps", type=int, default=8, help="samples per row (default: %(default)s)")
+    interpolate.add_argument("--rows", type=int, default=4, help="interpolations (default: %(default)s)")
+    interpolate.add_argument("--classes", help="two classes, A,B: interpolate between them")
+    interpolate.add_argument("--seed", type=int, default=0)
+    interpolate.add_argument("--truncation", type=float, metavar="T")
+    interpolate.add_argument("--frame-ms", type=int, default=120, help="GIF frame duration (default: %(default)s)")
+    interpolate.add_argument("--device", default="auto")
+    interpolate.set_defaults(func=cmd_interpolate)
+
+    fid = commands.add_parser(
+        "fid", help="FID (and KID, precision/recall, IS) between two sets of images",
+        description="Score set A against the reference B under one recorded protocol. Each is a folder or zip of "
+                    "images, an .npz of images, NAME:SPLIT[:ROOT] of a data set (e.g. cifar10:test), or a trained "
+                    "generator (an exported model, a run directory or a Hub repository id; --samples of it). "
+                    "Features of image files are cached. Further settings as metrics.* overrides.")
+    fid.add_argument("first", metavar="A")
+    fid.add_argument("second", metavar="B")
+    fid.add_argument("overrides", nargs="*", metavar="metrics.key=value")
+    fid.add_argument("--metrics", default="fid", help="comma-separated: fid, kid, pr, is (default: %(default)s)")
+    fid.add_argument("--samples", type=int, default=10000, help="images of each set, or samples of a generator "
+                                                                "(default: %(default)s)")
+    fid.add_argument("--resolution", type=int, default=0, help="resize images from files to this side (default: "
+                                                               "their own square size)")
+    fid.add_argument("--seed", type=int, default=0, help="latent seed of a generator's samples")
+    fid.add_argument("--truncation", type=float, metavar="T")
+    fid.add_argument("--device", default="auto")
+    fid.add_argument("--out", help="also write the values and protocol as JSON here")
+    fid.add_argument("--json", action="store_true", help="print the values as one JSON object")
+    fid.add_argument("--progress", action="store_true", help="show progress bars")
+    fid.set_defaults(func=cmd_fid)
