@@ -108,7 +108,9 @@ def cmd_resume(args) -> int:
         cfg = run.read_config(args.overrides)
         step = args.from_step if args.from_step is not None else run.latest_checkpoint()[0]
         if step >= cfg.train.steps:
+            # Still resumed: a run killed after its last checkpoint gets the picture and evaluation it missed.
             print(f"{run} is already at step {step} of {cfg.train.steps}; raise train.steps=N to train longer.")
+            train(cfg, run, resume=True, from_step=args.from_step, progress=False)
             return 0
         run.write_config(cfg)
         print(f"resuming {run} from step {step}", flush=True)

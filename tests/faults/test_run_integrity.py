@@ -161,6 +161,22 @@ def test_a_failing_picture_or_evaluation_costs_neither_the_checkpoint_nor_the_ru
     assert summary["step"] == 20 and [s for s, _ in list_checkpoints(run.checkpoints)] == [10, 20]
 
 
+def test_a_run_killed_between_its_last_checkpoint_and_its_evaluation_gets_it_on_resume(tiny, capsys):
+    """The kill -9 trial that found it: the process died after writing the final checkpoint but before the final
+    evaluation; ``resume`` said "already at step N" and stopped, so the log lacked that evaluation for good. The
+    expected log is the one of the same run never killed."""
+    _, run = trained(tiny, steps=20)
+    complete = read_metrics(run)
+    assert "eval/modes_covered" in complete[-1]
+    run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in complete[:-1]))  # as the kill left it
+    for path in run.eval.glob("step_00000020*"):
+        path.unlink()
+    assert main(["resume", str(run)]) == 0
+    assert "already at step 20 of 20" in capsys.readouterr().out
+    assert read_metrics(run) == complete
+    assert run.eval_result(20).exists()
+
+
 def test_a_non_finite_ema_stops_the_run_and_keeps_the_last_good_checkpoint(tiny, monkeypatch):
     """NaN in the EMA (the losses stay finite): caught at the next log step, never checkpointed (before: the
     picture of the NaN EMA raised before the checkpoint on every resume, and eval scored it with exit 0)."""
