@@ -1,4 +1,4 @@
-"""Plant single-line errors in the training arithmetic and check that the tests catch every one.
+"""Plant single-line errors in the training arithmetic (and a study's) and check that the tests catch every one.
 
     python scripts/plant_errors.py                 # every planted error, against the arithmetic tests
     python scripts/plant_errors.py --only ema      # those whose name contains "ema"
@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "ganscape"
 TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py", "tests/test_norms.py",
-         "tests/test_landscape.py"]
+         "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py"]
 
 # (name, file under src/ganscape, exact text, replacement)
 ERRORS = [
@@ -150,6 +150,17 @@ ERRORS = [
     ("weight norm: init bound", "nets/layers.py", "bound = init_factor / math.sqrt(", "bound = init_factor / ("),
     ("treLU: threshold not added back", "nets/layers.py", "return rectified + alpha", "return rectified"),
     ("treLU: slope clamped to [0, 2]", "nets/layers.py", "self.slope.clamp_(0.0, 1.0)", "self.slope.clamp_(0.0, 2.0)"),
+    # studies: the expected best of k trials, the Sobol mapping, the 2-D objective
+    ("study: expected best without the worse scores' term", "study/budget.py",
+     "probabilities = ((n - i + 1) / n) ** k - ((n - i) / n) ** k", "probabilities = ((n - i + 1) / n) ** k"),
+    ("study: expected best ignores the direction", "study/budget.py", "x = x[::-1]", "x = x"),
+    ("study: log-uniform draws without the low end", "study/engine.py", "math.exp(low + u * (high - low))",
+     "math.exp(low + u * high)"),
+    ("study: the last choice never drawn", "study/engine.py", "choices[min(int(u * len(choices)), len(choices) - 1)]",
+     "choices[min(int(u * (len(choices) - 1)), len(choices) - 1)]"),
+    ("study: top-ups restart the Sobol sequence", "study/engine.py", "engine.fast_forward(start)", "pass"),
+    ("study: JS divergence without its half", "metrics/modes.py", "return float((kl(p) + kl(q)) / 2)",
+     "return float(kl(p) + kl(q))"),
 ]
 
 

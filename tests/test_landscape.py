@@ -1,6 +1,5 @@
-"""Penalties and normalizations wired through config into training, and the landscape grid."""
+"""Penalties and normalizations wired through config into training."""
 
-import csv
 import warnings
 
 import pytest
@@ -153,47 +152,8 @@ def test_resume_with_penalties_and_noise_is_bit_identical(tiny):
             assert torch.equal(states[0][net][key], states[1][net][key]), f"{net}.{key}"
 
 
-def test_grid_end_to_end(tmp_path, capsys):
-    out = tmp_path / "grid"
-    code = main(["grid", "train.batch_size=64", "g.width=32", "d.width=32", "eval.samples=500",
-                 "--losses", "ns,hinge", "--penalties", "none,r1:0.5", "--norms", "none,spectral",
-                 "--seeds", "2", "--steps", "8", "--workers", "1", "--out", str(out)])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "| ns | r1:0.5 | spectral |" in printed
-    with open(out / "grid.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 2 * 2 * 2
-    assert {(r["loss"], r["penalty"], r["norm"]) for r in rows} == {
-        (loss, p, n) for loss in ("ns", "hinge") for p in ("none", "r1:0.5") for n in ("none", "spectral")}
-    assert all(r["status"] == "ok" and 0 <= int(r["modes_covered"]) <= 8 for r in rows)
-    # The cell's weight reached the run's config.
-    r1_run = next(r["run_dir"] for r in rows if r["penalty"] == "r1:0.5")
-    assert terms(load_config(f"{r1_run}/config.yaml")) == [("r1", 0.5)]
-    assert (out / "grid.md").read_text().count("\n") == 2 + 8
-    assert (out / "grid.png").stat().st_size > 10_000
-
-
-def test_grid_validates_every_cell_before_training(tmp_path, capsys):
-    assert main(["grid", "--losses", "ns", "--penalties", "r1,nope", "--norms", "none",
-                 "--out", str(tmp_path / "g")]) == 2
-    assert "grid cell ns-nope-none" in capsys.readouterr().err
-    assert not (tmp_path / "g" / "runs").exists()
-
-
 def test_unit_pixel_scale_needs_image_data(tiny):
     cfg = load_config(None, tiny + ["penalty=r1", "penalty.pixel_scale=unit"])
     with pytest.raises(ConfigError, match="pixel_scale=unit measures gradient penalties on images in \\[0, 1\\]; "
                                           "ring8 is not image data"):
         train(cfg, RunDir.create(cfg), progress=False)
-
-
-def test_grid_tables_count_infinite_values_apart():
-    """A KL is infinite when a run has no high-quality sample: the table says so (before: 'inf ± nan')."""
-    from ganscape.study.grid import Cell, markdown_table, summarize
-
-    rows = [{"loss": "ns", "penalty": "none", "norm": "none", "status": "ok", "modes_covered": m,
-             "high_quality_pct": q, "kl_to_uniform": kl, "num_modes": 8}
-            for m, q, kl in ((8, 80.0, 0.1), (0, 0.0, float("inf")), (8, 90.0, 0.3))]
-    table = markdown_table(summarize(rows, [Cell("ns", "none", "none")]))
-    assert "| 0.200 ± 0.100; ∞ in 1 run(s) |" in table and "nan" not in table

@@ -1,9 +1,10 @@
-"""Mode coverage, high-quality percentage and KL to uniform on hand-built sample sets."""
+"""Mode coverage, high-quality percentage, KL to uniform and JS to the target on hand-built sample sets."""
 
 import math
 
 import pytest
 import torch
+from scipy.spatial.distance import jensenshannon
 
 from ganscape.data.toy import grid25, ring8
 from ganscape.metrics.modes import mode_statistics
@@ -52,6 +53,9 @@ def test_hand_built_samples():
     assert stats["high_quality_pct"] == pytest.approx(99.0)
     p = torch.tensor([60, 9, 30], dtype=torch.float64) / 99
     assert stats["kl_to_uniform"] == pytest.approx(float((p * (4 * p).log()).sum()))
+    # scipy's Jensen-Shannon distance, squared, over (mode 0, mode 1, mode 2, mode 3, off every mode)
+    where = [60 / 100, 9 / 100, 0, 30 / 100, 1 / 100]
+    assert stats["js_to_target"] == pytest.approx(jensenshannon(where, [0.25, 0.25, 0.25, 0.25, 0]) ** 2, rel=1e-12)
 
 
 def test_one_percent_threshold_counts_all_samples():
@@ -70,3 +74,6 @@ def test_collapse_and_garbage():
     garbage = torch.full((100, 2), 50.0)
     stats = mode_statistics(garbage, ring.centers, ring.std)
     assert stats["modes_covered"] == 0 and stats["high_quality_pct"] == 0 and stats["kl_to_uniform"] == math.inf
+    assert stats["js_to_target"] == pytest.approx(math.log(2))  # no overlap at all: the bound
+    perfect = ring.centers.repeat(125, 1)
+    assert mode_statistics(perfect, ring.centers, ring.std)["js_to_target"] == pytest.approx(0, abs=1e-15)

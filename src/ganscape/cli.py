@@ -4,8 +4,8 @@
     ganscape resume RUN_DIR [key=value ...]      continue a run from its latest checkpoint
     ganscape eval RUN_DIR [--metrics fid,kid,...] [--samples N] [--ref test] [--step N] [--raw] [key=value ...]
                                                  score a checkpoint; writes RUN_DIR/eval/step_N.json
-    ganscape grid [PRESET] [key=value ...] --losses ... --penalties ... --norms ... --seeds N
-                                                 train every combination on 2-D data; table + picture
+    ganscape export | sample | interpolate | fid  trained generators as artifacts (see model_cli)
+    ganscape study create | run | status | report  hyperparameter studies on Optuna (see study/cli)
     ganscape config show [PRESET] [key=value ...] print the fully resolved config
     ganscape config keys                         list every config key
     ganscape data download cifar10 [--root DIR]  fetch a data set's archive (checks its MD5)
@@ -174,47 +174,6 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _names(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def cmd_grid(args) -> int:
-    import time
-    from pathlib import Path
-
-    from ganscape.config import load_config
-    from ganscape.data import build_dataset
-    from ganscape.data.base import Mixture
-    from ganscape.study import grid
-
-    preset, overrides = split_arguments(args.args)
-    preset = preset or "ring8_grid"
-    data = build_dataset(load_config(preset, overrides))
-    if not isinstance(data, Mixture):
-        raise ConfigError(f"ganscape grid scores mode coverage, so it needs 2-D mixture data (ring8, grid25), "
-                          f"not {data!r}.")
-    out = Path(args.out or f"runs/grid-{time.strftime('%Y%m%d-%H%M%S')}")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"grid output folder {out} is not empty; choose another with --out.")
-    cells = grid.cells(_names(args.losses), _names(args.penalties), _names(args.norms))
-    for advice in grid.check_cells(preset, overrides, cells, out, args.steps):
-        print(f"ganscape: warning: {advice}", file=sys.stderr)
-    print(f"grid: {len(cells)} cells x {args.seeds} seeds = {len(cells) * args.seeds} runs "
-          f"on {args.workers} worker(s), into {out}", flush=True)
-    tic = time.perf_counter()
-    rows, samples = grid.run_grid(preset, overrides, cells, args.seeds, out, args.steps, args.workers,
-                                  progress=None if sys.stderr.isatty() else False)
-    table = grid.summarize(rows, cells)
-    grid.write_csv(rows, out / "grid.csv")
-    markdown = grid.markdown_table(table)
-    (out / "grid.md").write_text(markdown)
-    grid.plot_grid(table, samples, data.centers, out / "grid.png")
-    print(markdown)
-    print(f"{len(rows)} runs in {time.perf_counter() - tic:.0f} s; wrote {out / 'grid.csv'}, {out / 'grid.md'}, "
-          f"{out / 'grid.png'}")
-    return 0
-
-
 def cmd_config_show(args) -> int:
     import torch
 
@@ -322,25 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="write the result here (default: RUN_DIR/eval/step_N.json, or MODEL/eval/)")
     evaluate.set_defaults(func=cmd_eval)
 
-    from ganscape.study.grid import default_workers
-
-    grid = commands.add_parser(
-        "grid", help="train every loss x penalty x D norm combination on 2-D data",
-        description="Train every combination of losses, penalties and discriminator normalizations on a 2-D "
-                    "preset (default: configs/ring8_grid.yaml) for several seeds; write grid.csv, grid.md and "
-                    "grid.png. A penalty may carry "
-                    "its weight as name:weight (e.g. r1:0.1); 'none' means no penalty.")
-    grid.add_argument("args", nargs="*", metavar="[PRESET] [key=value]")
-    grid.add_argument("--losses", default="ns,wgan,hinge,ls", help="comma-separated (default: %(default)s)")
-    grid.add_argument("--penalties", default="none,wgan_gp,r1", help="comma-separated (default: %(default)s)")
-    grid.add_argument("--norms", default="none,spectral", help="D normalizations (default: %(default)s)")
-    grid.add_argument("--seeds", type=int, default=3, help="seeds per cell (default: %(default)s)")
-    grid.add_argument("--steps", type=int, help="generator steps per run (default: the preset's train.steps)")
-    grid.add_argument("--workers", type=int, default=default_workers(),
-                      help="parallel processes (default: the number of cores, %(default)s)")
-    grid.add_argument("--out", help="output folder (default: runs/grid-<time>)")
-    grid.set_defaults(func=cmd_grid)
-
     config = commands.add_parser("config", help="inspect configs")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_commands.add_parser("show", help="print the fully resolved config and parameter counts")
@@ -369,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ganscape.dynamics.cli import add_dynamics_parser
     from ganscape.model_cli import add_model_parsers
+    from ganscape.study.cli import add_study_parser
 
     add_model_parsers(commands)
+    add_study_parser(commands)
     add_dynamics_parser(commands)
     return parser
 

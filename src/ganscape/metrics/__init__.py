@@ -26,9 +26,10 @@ BETTER = {
     "modes_covered": "max",
     "high_quality_pct": "max",
     "kl_to_uniform": "min",
+    "js_to_target": "min",
 }
 
-# The values each metric reports (``high_quality_pct`` only on 2-D mixtures).
+# The values each metric reports (``high_quality_pct`` and ``js_to_target`` only on 2-D mixtures).
 VALUES = {
     "fid": ("fid",),
     "is": ("is_mean", "is_std"),
@@ -36,5 +37,5 @@ VALUES = {
     "pr": ("precision", "recall"),
     "msssim": ("msssim",),
     "recon": ("recon_mse", "recon_mse_std"),
-    "modes": ("modes_covered", "num_modes", "kl_to_uniform", "high_quality_pct"),
+    "modes": ("modes_covered", "num_modes", "kl_to_uniform", "high_quality_pct", "js_to_target"),
 }

@@ -10,6 +10,10 @@ Definitions (those of the mode-collapse literature: Metz et al. 2017, Srivastava
 - ``kl_to_uniform`` is KL(p || u) = sum_k p_k log(K p_k), where p is the histogram of high-quality
   samples over the K modes and u is uniform. It is 0 when every mode receives the same share and
   log K when all high-quality samples sit in one mode; it is infinite when no sample is high quality.
+- ``js_to_target`` is the Jensen-Shannon divergence (nats) between where the samples fall (each of
+  the K modes, or off every mode) and the target (1/K on every mode, nothing off them). It scores
+  quality and coverage at once and is always finite: 0 for a perfect generator, log 2 for one with
+  no high-quality sample. Studies rank 2-D runs by it.
 """
 
 from __future__ import annotations
@@ -34,9 +38,22 @@ def mode_statistics(samples: torch.Tensor, centers: torch.Tensor, std: float,
         kl = float((p * (p * len(centers)).log()).sum())
     else:
         kl = math.inf
+    where = torch.cat([counts, (len(samples) - total)[None]]) / len(samples)  # each mode, then off every mode
+    target = torch.cat([torch.full_like(counts, 1 / len(centers)), counts.new_zeros(1)])
     return {
         "modes_covered": covered,
         "num_modes": len(centers),
         "high_quality_pct": 100.0 * float(high_quality.to(torch.float64).mean()),
         "kl_to_uniform": kl,
+        "js_to_target": jensen_shannon(where, target),
     }
+
+
+def jensen_shannon(p: torch.Tensor, q: torch.Tensor) -> float:
+    """JS(p, q) = KL(p || m) / 2 + KL(q || m) / 2 with m = (p + q) / 2, in nats (0 log 0 = 0)."""
+    m = (p + q) / 2
+
+    def kl(a: torch.Tensor) -> torch.Tensor:
+        return (a[a > 0] * (a[a > 0] / m[a > 0]).log()).sum()
+
+    return float((kl(p) + kl(q)) / 2)

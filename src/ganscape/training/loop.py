@@ -126,26 +126,28 @@ def catch_up(state: GANState, data, evaluator: Evaluator | None, cfg: Experiment
 
 
 def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None = None,
-          progress: bool | None = None, from_step: int | None = None) -> dict:
+          progress: bool | None = None, from_step: int | None = None, on_evaluation=None) -> dict:
     """Train (or, with ``resume``, continue) the run in ``run`` up to ``cfg.train.steps``.
 
     ``until`` stops earlier, at that step, with a checkpoint; ``resume`` continues later, from the
     newest checkpoint or from ``from_step``. ``progress``: True shows a progress bar, False prints
     nothing, None (default) shows the bar on a terminal and a plain line every ``log.every`` steps
-    otherwise. The run's lock is held throughout. Returns a summary with the final step, whether
-    Ctrl-C stopped it (``stopped``), the last evaluation (``results``), the best evaluations
-    (``best``: value and step of each ranked value) and the wall time.
+    otherwise. ``on_evaluation(step, results)`` is called after each evaluation, and stops the run
+    when it returns True (a study's pruning). The run's lock is held throughout. Returns a summary
+    with the final step, whether Ctrl-C or ``on_evaluation`` stopped it (``stopped``), the last
+    evaluation (``results``), the best evaluations (``best``: value and step of each ranked value) and
+    the wall time.
     """
     run.acquire()
     try:
         with cpu_threads(resolve_threads(cfg)):
-            return _train(cfg, run, resume, until, progress, from_step)
+            return _train(cfg, run, resume, until, progress, from_step, on_evaluation)
     finally:
         run.release()
 
 
 def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progress: bool | None,
-           from_step: int | None) -> dict:
+           from_step: int | None, on_evaluation) -> dict:
     start_time = time.perf_counter()
     device = resolve_device(cfg.train.device)
     data = build_dataset(cfg)
@@ -202,6 +204,8 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     if evaluation is not None:
                         results = evaluation
                         log.write(step, results | best.update(results, step))
+                        if on_evaluation is not None and step < last and on_evaluation(step, results):
+                            stopped = True
                 if stopped:
                     break
     finally:

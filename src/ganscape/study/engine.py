@@ -1,0 +1,442 @@
+"""Running a study on Optuna: storage, samplers, the trial queue, workers, heartbeats and retries.
+
+A study folder holds ``study.yaml`` (the spec and where the storage is), ``study.journal`` (the
+embedded storage: Optuna's journal file, safe for several processes on one machine; a PostgreSQL URL
+instead serves workers on many machines), ``runs/`` (one ordinary run directory per trial and seed,
+``<group>/trial-NNNN-seed-S``), ``logs/`` and ``report/``.
+
+Each group is an Optuna study of its own (named ``<study>:<group>``), so a Bayesian sampler models
+one group's trials only and each group has its own parameter importances. ``create`` puts ``trials``
+waiting trials into each; for the Sobol and grid samplers their parameters are fixed there (the
+same Sobol points, or the whole grid, in every group: paired comparisons), for the others the
+sampler chooses them when a worker starts the trial. Workers claim waiting trials one at a time (a
+storage transaction makes a claim exclusive), train every seed and report the objective, so a study
+ends with exactly as many trials as were queued. A worker beats a heartbeat into its trial; before
+claiming, every worker fails the trials whose worker is dead (same machine) or silent for longer
+than the grace period, and queues each again with the same parameters: the new trial resumes the
+old trial's run directories from their last checkpoints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import socket
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ganscape.config import load_config
+from ganscape.errors import ConfigError, ConfigWarning, DivergenceError, GanscapeError
+from ganscape.study.spec import Param, StudySpec, parse_spec
+
+HEARTBEAT_S = 15.0
+GRACE_S = 120.0
+POLL_S = 2.0
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("studies run on Optuna: pip install 'optuna>=4.0'.") from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # ganscape reports what matters itself
+    return optuna
+
+
+@dataclass
+class StudyDir:
+    path: Path
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "study.yaml"
+
+    @property
+    def runs(self) -> Path:
+        return self.path / "runs"
+
+    def read(self) -> tuple[StudySpec, str]:
+        """(the spec, the storage URL) of an existing study folder."""
+        if not self.spec_path.is_file():
+            raise ConfigError(f"{self.path} is not a study folder (no study.yaml); make one with 'ganscape study "
+                              "create SPEC --out DIR'.")
+        try:
+            data = yaml.safe_load(self.spec_path.read_text())
+            spec, storage = data["spec"], str(data["storage"])
+        except (yaml.YAMLError, OSError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{self.spec_path} cannot be read ({type(err).__name__}: {err}); it is written by "
+                              "'ganscape study create' and holds the spec and the storage URL.") from None
+        return parse_spec(spec, str(self.spec_path)), storage
+
+
+def storage_for(url: str, folder: Path):
+    """Optuna storage: the study folder's journal file (``journal``), or an RDB URL such as postgresql://."""
+    optuna = _optuna()
+    if url == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(folder / "study.journal")))
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as err:  # SQLAlchemy's own errors: a wrong URL, no server, no driver
+        raise ConfigError(f"cannot open the study storage {url}: {type(err).__name__}: {err}") from None
+
+
+def sampler_for(spec: StudySpec):
+    """Optuna's sampler for the trials whose parameters were not fixed when queued (random, tpe, gp)."""
+    optuna = _optuna()
+    seed = spec.sampler_seed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental-feature warnings
+        if spec.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        if spec.sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+def sobol_points(spec: StudySpec, start: int, count: int) -> list[dict]:
+    """Points ``start`` .. ``start + count - 1`` of the scrambled Sobol sequence (scipy's, seeded with the
+    sampler's seed), one dimension per parameter in name order, mapped onto each parameter's range."""
+    from scipy.stats import qmc
+
+    params = sorted(spec.params, key=lambda p: p.name)
+    if not params:
+        return [{} for _ in range(count)]
+    engine = qmc.Sobol(len(params), scramble=True, seed=spec.sampler_seed)
+    if start:
+        engine.fast_forward(start)  # scipy refuses a fast-forward by 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # scipy: counts other than powers of 2 lose balance
+        units = engine.random(count)
+    return [{p.name: from_unit(p, float(u)) for p, u in zip(params, row)} for row in units]
+
+
+def from_unit(param: Param, u: float):
+    """The value of ``param`` at ``u`` in [0, 1): log-uniform, uniform, or an equal share of the choices."""
+    if param.kind == "log_uniform":
+        low, high = math.log(param.args[0]), math.log(param.args[1])
+        return math.exp(low + u * (high - low))
+    if param.kind == "uniform":
+        return param.args[0] + u * (param.args[1] - param.args[0])
+    choices = list(range(param.args[0], param.args[1] + 1)) if param.kind == "int" else list(param.args)
+    return choices[min(int(u * len(choices)), len(choices) - 1)]
+
+
+def grid_points(spec: StudySpec) -> list[dict]:
+    """Every combination of the (categorical or settings) parameters."""
+    names = [p.name for p in spec.params]
+    return [dict(zip(names, values)) for values in itertools.product(*(list(p.args) for p in spec.params))]
+
+
+def queued_params(spec: StudySpec, start: int, count: int) -> list[dict | None]:
+    """The fixed parameters of trials ``start`` .. of a group (None: the sampler chooses them)."""
+    if spec.sampler == "sobol":
+        return sobol_points(spec, start, count)
+    if spec.sampler == "grid":
+        points = grid_points(spec)
+        return [points[i % len(points)] for i in range(start, start + count)]
+    return [None] * count
+
+
+def study_name(spec: StudySpec, group: dict) -> str:
+    return f"{spec.name}:{group_label(group)}"
+
+
+def enqueue(study, spec: StudySpec, group: dict, count: int) -> None:
+    """Queue ``count`` more trials of ``group``; their numbers continue the group's sequence of points."""
+    start = len(study.get_trials(deepcopy=False))
+    for params in queued_params(spec, start, count):
+        study.enqueue_trial(params or {}, user_attrs={"group": group, "group_label": group_label(group)})
+
+
+def create(spec: StudySpec, out: Path, storage: str = "journal") -> StudyDir:
+    """A new study folder with its storage and one Optuna study per group, each with ``spec.trials``
+    waiting trials."""
+    optuna = _optuna()
+    folder = StudyDir(Path(out))
+    if folder.spec_path.exists():
+        raise ConfigError(f"{out} already holds a study; run it with 'ganscape study run {out}'.")
+    for group in spec.group_names():  # every trial's config must be valid before anything runs
+        for params in ([example_params(spec)] if spec.sampler != "grid" else grid_points(spec)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConfigWarning)
+                try:
+                    load_config(spec.base, spec.trial_overrides(group, params, 0))
+                except ConfigError as err:
+                    raise ConfigError(f"group {group_label(group)}: {err}") from None
+    fresh = not folder.path.exists()
+    folder.path.mkdir(parents=True, exist_ok=True)
+    try:
+        backend = storage_for(storage, folder.path)
+    except ConfigError:
+        if fresh:
+            folder.path.rmdir()
+        raise
+    for group in spec.group_names():
+        try:
+            study = optuna.create_study(study_name=study_name(spec, group), storage=backend,
+                                        direction=spec.objective.direction, sampler=sampler_for(spec))
+        except optuna.exceptions.DuplicatedStudyError:
+            raise ConfigError(f"the storage {storage} already holds a study named {study_name(spec, group)!r}; "
+                              "give the spec another name, or use another database.") from None
+        enqueue(study, spec, group, spec.trials)
+    folder.spec_path.write_text(yaml.safe_dump({"spec": spec.source | {"name": spec.name}, "storage": storage},
+                                               sort_keys=False))
+    return folder
+
+
+def load_studies(folder: StudyDir) -> tuple[StudySpec, list[tuple[dict, object]]]:
+    """(the spec, [(group, its Optuna study)] in the spec's group order)."""
+    optuna = _optuna()
+    spec, url = folder.read()
+    storage = storage_for(url, folder.path)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3) if spec.pruning else None
+    return spec, [(group, optuna.load_study(study_name=study_name(spec, group), storage=storage,
+                                            sampler=sampler_for(spec), pruner=pruner))
+                  for group in spec.group_names()]
+
+
+def example_params(spec: StudySpec) -> dict:
+    """A value of every parameter (its first choice or its low end), to check the configs a study makes."""
+    return {p.name: next(iter(p.args)) for p in spec.params}
+
+
+def group_label(group: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group.items()) or "all"
+
+
+def group_folder(group: dict) -> str:
+    """A folder name for a group's runs: its values joined, unsafe characters replaced."""
+    text = "-".join(f"{k}={v}" for k, v in group.items()) or "all"
+    return "".join(c if c.isalnum() or c in "=.-_" else "_" for c in text)
+
+
+# ---------------------------------------------------------------- workers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stale_trials(study, grace_s: float = GRACE_S) -> list[int]:
+    """Fail the running trials whose worker died (on this machine) or went silent, and queue each again
+    with its parameters and run directories. Returns the numbers of the trials failed here."""
+    optuna = _optuna()
+    failed = []
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker") or {}
+        beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else 0)
+        dead = worker.get("host") == host and worker.get("pid") and not _alive(int(worker["pid"]))
+        if not (dead or time.time() - beat > grace_s):
+            continue
+        if requeue(study, trial, "its worker stopped (killed or lost)"):
+            failed.append(trial.number)
+    return failed
+
+
+def requeue(study, trial, reason: str) -> bool:
+    """Fail a running trial with ``reason`` and queue it again with its parameters and run directories;
+    False when it had finished meanwhile (another worker failed it first, and queued it again)."""
+    optuna = _optuna()
+    try:  # a finished trial takes no more attributes: say why first, then fail it
+        study._storage.set_trial_user_attr(trial._trial_id, "failure", reason)
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    failed = study._storage.get_trial(trial._trial_id)
+    study.enqueue_trial(failed.params, user_attrs={k: v for k, v in failed.user_attrs.items()
+                                                   if k in ("group", "group_label", "run_prefix")}
+                        | {"retry_of": trial.number})
+    return True
+
+
+def claim(study):
+    """A waiting trial of the study, claimed by this worker (None when none waits)."""
+    optuna = _optuna()
+    study._thread_local.cached_all_trials = None
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        try:
+            if study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.RUNNING):
+                return optuna.Trial(study, frozen._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+class Heartbeat:
+    """Writes the time into the trial's user attributes every ``every`` seconds, from a thread."""
+
+    def __init__(self, study, trial_id: int, every: float = HEARTBEAT_S):
+        self.study, self.trial_id, self.every = study, trial_id, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.study._storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+            except Exception:  # noqa: BLE001 - a missed beat is not fatal; the next one may get through
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def suggest(trial, spec: StudySpec) -> dict:
+    """The searched parameters of ``trial`` (sorted by name, so the sampler sees one fixed space)."""
+    params = {}
+    for p in sorted(spec.params, key=lambda p: p.name):
+        if p.kind == "log_uniform":
+            params[p.name] = trial.suggest_float(p.name, *p.args, log=True)
+        elif p.kind == "uniform":
+            params[p.name] = trial.suggest_float(p.name, *p.args)
+        elif p.kind == "int":
+            params[p.name] = trial.suggest_int(p.name, *p.args)
+        else:
+            params[p.name] = trial.suggest_categorical(p.name, list(p.args))
+    return params
+
+
+def reduce_log(rows: list[dict], spec: StudySpec) -> float:
+    """The objective of one run from its metrics log: the best or the last value of the metric."""
+    values = [row[spec.objective.metric] for row in rows if isinstance(row.get(spec.objective.metric), (int, float))]
+    values = [float(v) for v in values if math.isfinite(v)]
+    if not values:
+        return math.inf if spec.objective.direction == "minimize" else -math.inf
+    if spec.objective.reduce == "last":
+        return values[-1]
+    return min(values) if spec.objective.direction == "minimize" else max(values)
+
+
+def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: int = 0) -> float:
+    """Train every seed of the trial (resuming the runs a failed attempt left) and return the mean objective.
+    The trial records each seed's value, wall time and run directory (relative to the study's ``runs/``)."""
+    from ganscape.training.loop import train
+    from ganscape.training.run import RunDir, read_metrics
+
+    optuna = _optuna()
+    attrs = trial.user_attrs
+    params = suggest(trial, spec)
+    prefix = attrs.get("run_prefix") or f"{group_folder(attrs['group'])}/trial-{trial.number:04d}"
+    trial.set_user_attr("run_prefix", prefix)
+    values, walls, runs = [], [], []
+    for seed in range(spec.seeds):
+        overrides = spec.trial_overrides(attrs["group"], params, seed) + [
+            f"run.root={(folder.runs / prefix).parent}", f"run.name={Path(prefix).name}-seed-{seed}",
+            f"train.device={device}",
+            "log.tensorboard=false"] + ([f"train.threads={threads}"] if threads else [])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConfigWarning)
+            cfg = load_config(spec.base, overrides)
+        run = RunDir(folder.runs / f"{prefix}-seed-{seed}")
+        tic = time.perf_counter()
+        pruning = _pruner_callback(trial, spec, seed) if spec.pruning else None
+        try:
+            if run.config_path.exists() and list(run.checkpoints.glob("step_*.safetensors")):
+                summary = train(run.read_config([f"train.device={device}"]), run, resume=True, progress=False,
+                                on_evaluation=pruning)
+            else:
+                summary = train(cfg, RunDir.create(cfg), progress=False, on_evaluation=pruning)
+            diverged = False
+        except DivergenceError:
+            summary, diverged = {"stopped": False}, True
+        if summary.get("stopped"):
+            if pruning is not None and pruning.pruned:
+                raise optuna.TrialPruned()
+            raise KeyboardInterrupt  # Ctrl-C: train stopped with a checkpoint; the worker gives the trial back
+        walls.append(time.perf_counter() - tic)
+        values.append(reduce_log(read_metrics(run), spec))
+        runs.append(f"{prefix}-seed-{seed}")  # relative to the study's runs/
+        trial.set_user_attr("seed_values", values)
+        trial.set_user_attr("diverged", trial.user_attrs.get("diverged", False) or diverged)
+    trial.set_user_attr("wall_s", walls)
+    trial.set_user_attr("run_dirs", runs)
+    return sum(values) / len(values)  # a diverged seed's infinite value makes the trial's infinite too
+
+
+def _pruner_callback(trial, spec: StudySpec, seed: int):
+    """Report the objective at each evaluation of the first seed; True stops the run (the trial is pruned)."""
+    def on_evaluation(step: int, results: dict) -> bool:
+        value = results.get(spec.objective.metric)
+        if seed != 0 or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        trial.report(float(value), step)
+        on_evaluation.pruned = trial.should_prune()
+        return on_evaluation.pruned
+
+    on_evaluation.pruned = False
+    return on_evaluation
+
+
+def worker(folder: StudyDir, device: str = "cpu", threads: int = 0, heartbeat_s: float = HEARTBEAT_S,
+           grace_s: float = GRACE_S, log=print) -> int:
+    """Claim and run trials, taking the groups in turn, until none waits and none runs elsewhere; returns
+    the number of trials this worker completed."""
+    optuna = _optuna()
+    spec, studies = load_studies(folder)
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    done, turn = 0, 0
+    while True:
+        for _, study in studies:
+            for number in fail_stale_trials(study, grace_s):
+                log(f"{study.study_name} trial {number}: its worker stopped; queued again")
+        trial = None
+        for i in range(len(studies)):
+            study = studies[(turn + i) % len(studies)][1]
+            trial = claim(study)
+            if trial is not None:
+                turn += i + 1
+                break
+        if trial is None:
+            if not any(s.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) for _, s in studies):
+                return done
+            time.sleep(POLL_S)
+            continue
+        trial.set_user_attr("worker", me)
+        trial.set_user_attr("heartbeat", time.time())
+        name = f"{trial.user_attrs['group_label']}, trial {trial.number}"
+        log(f"{name} started")
+        with Heartbeat(study, trial._trial_id, heartbeat_s):
+            try:
+                value = run_trial(trial, spec, folder, device, threads)
+                study.tell(trial, value)
+            except KeyboardInterrupt:
+                requeue(study, trial, "its worker was interrupted (Ctrl-C)")
+                log(f"{name}: interrupted; queued again, to resume from its last checkpoint")
+                raise
+            except optuna.exceptions.UpdateFinishedTrialError:  # failed by another worker: our heartbeat was late
+                log(f"{name} was given up by another worker meanwhile (no heartbeat for {grace_s:.0f} s); its "
+                    "retry carries on")
+                continue
+            except optuna.TrialPruned:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                log(f"{name} pruned")
+                continue
+            except GanscapeError as err:  # the trial's own fault (a config the group makes invalid): not retried
+                trial.set_user_attr("failure", str(err))
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                log(f"{name} failed: {err}")
+                continue
+        done += 1
+        log(f"{name} done: {spec.objective.metric} {value:.6g}")

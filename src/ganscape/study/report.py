@@ -1,0 +1,323 @@
+"""A study's report: tables (CSV, Markdown) and a self-contained HTML page of plots.
+
+    report/trials.csv     one row per trial: group, parameters, objective per seed and mean, wall time
+    report/summary.md     per group: trials, diverged, best, median, mean of the top 5%, expected best of k
+    report/index.html     the tables and the plots, images embedded (one file to send or open anywhere)
+    report/*.png          the plots: budget curves against k and against compute, the top 5% per group,
+                          every trial's score per group, parameter importances, each group's best samples
+
+The expected best of k trials is exact (``budget.expected_best``), with a bootstrap band. Diverged
+trials (an infinite objective) are counted per group and left out of the curves.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ganscape.study.budget import expected_best, expected_best_curve
+from ganscape.study.engine import StudyDir, _optuna, load_studies
+from ganscape.study.spec import StudySpec
+
+TOP_FRACTION = 0.05
+
+
+def gather(folder: StudyDir) -> tuple[StudySpec, list[dict], list[tuple[dict, object]]]:
+    """(spec, one row per trial of every group, [(group, its Optuna study)])."""
+    optuna = _optuna()
+    spec, studies = load_studies(folder)
+    rows = []
+    for _, study in studies:
+        for trial in study.get_trials(deepcopy=False):
+            attrs = trial.user_attrs
+            rows.append({"trial": trial.number, "state": trial.state.name, "group": attrs.get("group_label", ""),
+                         "value": trial.value if trial.state == optuna.trial.TrialState.COMPLETE else math.nan,
+                         "seed_values": attrs.get("seed_values", []), "wall_s": float(sum(attrs.get("wall_s", []))),
+                         "diverged": bool(attrs.get("diverged", False)), "retry_of": attrs.get("retry_of", ""),
+                         "run_dirs": attrs.get("run_dirs", []), **{f"param:{k}": v for k, v in trial.params.items()}})
+    return spec, rows, studies
+
+
+def groups_of(rows: list[dict], spec: StudySpec) -> dict[str, list[dict]]:
+    from ganscape.study.engine import group_label
+
+    order = [group_label(g) for g in spec.group_names()]
+    return {label: [r for r in rows if r["group"] == label and r["state"] == "COMPLETE"] for label in order}
+
+
+def summary_rows(spec: StudySpec, groups: dict[str, list[dict]]) -> list[dict]:
+    minimize = spec.objective.direction == "minimize"
+    table = []
+    for label, trials in groups.items():
+        scores = np.array([t["value"] for t in trials], dtype=np.float64)
+        finite = np.sort(scores[np.isfinite(scores)])
+        if not minimize:
+            finite = finite[::-1]
+        top = finite[:max(1, math.ceil(TOP_FRACTION * len(finite)))] if len(finite) else finite
+        row = {"group": label, "trials": len(trials), "diverged": int((~np.isfinite(scores)).sum()),
+               "best": float(finite[0]) if len(finite) else math.nan,
+               "median": float(np.median(finite)) if len(finite) else math.nan,
+               "top_5pct_mean": float(top.mean()) if len(top) else math.nan,
+               "mean_wall_s": float(np.mean([t["wall_s"] for t in trials])) if trials else math.nan}
+        for k in (1, 5, 10):
+            row[f"expected_best_of_{k}"] = expected_best(finite, k, minimize) if len(finite) else math.nan
+        table.append(row)
+    return table
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else ("n/a" if isinstance(value, float)
+                                                                                     else str(value))
+
+
+def markdown(spec: StudySpec, table: list[dict]) -> str:
+    columns = ["group", "trials", "diverged", "best", "median", "top_5pct_mean", "expected_best_of_1",
+               "expected_best_of_5", "expected_best_of_10", "mean_wall_s"]
+    head = (f"# {spec.name}\n\nObjective: {spec.objective.reduce} {spec.objective.metric} over each run's "
+            f"evaluations ({spec.objective.direction}), mean over {spec.seeds} seed(s) per trial; sampler "
+            f"{spec.sampler}.\n\n")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in table]
+    return head + "\n".join(lines) + "\n"
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _figure(width=7.0, height=4.5) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def budget_plots(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[bytes, bytes]:
+    """Expected best of k trials with its bootstrap band, against k and against compute."""
+    minimize = spec.objective.direction == "minimize"
+    figs = [_figure(), _figure()]
+    axes = [fig.add_subplot() for fig in figs]
+    colors = iter(__import__("matplotlib").colormaps["tab20"].colors * 4)
+    for label, trials in groups.items():
+        finite = [t for t in trials if math.isfinite(t["value"])]
+        if not finite:
+            continue
+        scores = [t["value"] for t in finite]
+        ks = np.arange(1, max(2, len(scores)) + 1)
+        curve = expected_best_curve(scores, ks, minimize)
+        hours = np.mean([t["wall_s"] for t in finite]) / 3600
+        color = next(colors)
+        for ax, x in ((axes[0], ks), (axes[1], ks * hours)):
+            ax.plot(x, curve["mean"], color=color, label=label)
+            ax.fill_between(x, curve["low"], curve["high"], color=color, alpha=0.15)
+    for ax, xlabel in ((axes[0], "trials k"), (axes[1], "compute of k trials (hours, from the trials' wall times)")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"expected best {spec.objective.metric}")
+        ax.set_xscale("log")
+        ax.legend(fontsize=6, loc="best")
+        ax.set_title("best score reachable with a budget (mean, 95% bootstrap band)", fontsize=9)
+    for fig in figs:
+        fig.tight_layout()
+    return _png(figs[0]), _png(figs[1])
+
+
+def distribution_plots(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[bytes, bytes]:
+    """Box plots of each group's top 5% of trials, and every trial's score per group."""
+    minimize = spec.objective.direction == "minimize"
+    labels = list(groups)
+    tops, alls = [], []
+    for label in labels:
+        scores = np.sort([t["value"] for t in groups[label] if math.isfinite(t["value"])])
+        scores = scores if minimize else scores[::-1]
+        tops.append(scores[:max(1, math.ceil(TOP_FRACTION * len(scores)))] if len(scores) else [])
+        alls.append(scores)
+    pictures = []
+    for data, title in ((tops, "the top 5% of trials"), (alls, "every trial")):
+        fig = _figure(7, 0.35 * len(labels) + 1.5)
+        ax = fig.add_subplot()
+        positions = np.arange(len(labels))
+        ax.boxplot([d if len(d) else [math.nan] for d in data], positions=positions, vert=False, widths=0.6)
+        for y, d in zip(positions, data):
+            ax.scatter(d, np.full(len(d), y) + np.random.default_rng(0).uniform(-0.15, 0.15, len(d)), s=8,
+                       alpha=0.6)
+        ax.set_yticks(positions, labels, fontsize=6)
+        ax.set_xlabel(spec.objective.metric)
+        ax.set_title(f"{title}, per group", fontsize=9)
+        fig.tight_layout()
+        pictures.append(_png(fig))
+    return pictures[0], pictures[1]
+
+
+def importance_plot(studies: list[tuple[dict, object]]) -> bytes | None:
+    """Optuna's parameter importances over each group's completed trials (one bar per group and parameter),
+    when there are enough trials to compute them."""
+    optuna = _optuna()
+    from ganscape.study.engine import group_label
+
+    importances = {}
+    for group, study in studies:
+        finite = [t.value for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                  if math.isfinite(t.value)]
+        if len(finite) < 3:
+            continue
+        low, high = min(finite), max(finite)  # a diverged trial (infinite) counts as the worst finite one
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna's note that few trials give equal importances
+                importances[group_label(group)] = optuna.importance.get_param_importances(
+                    study, target=lambda t, low=low, high=high: min(max(t.value, low), high))
+        except (RuntimeError, ValueError):  # parameters that never varied
+            continue
+    importances = {label: values for label, values in importances.items() if values}
+    if not importances:
+        return None
+    names = sorted({name for values in importances.values() for name in values})
+    fig = _figure(7, 0.25 * len(names) * len(importances) + 1.5)
+    ax = fig.add_subplot()
+    height = 0.8 / len(importances)
+    for j, (label, values) in enumerate(importances.items()):
+        ax.barh(np.arange(len(names)) + j * height, [values.get(n, 0.0) for n in names], height=height, label=label)
+    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names)
+    ax.set_xlabel("importance (Optuna's PED-ANOVA), per group")
+    ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def best_samples(folder: StudyDir, spec: StudySpec, groups: dict[str, list[dict]]) -> dict[str, bytes]:
+    """A picture of the samples of each group's best trial (its first seed's run)."""
+    import torch
+
+    from ganscape.hub import load_generator
+    from ganscape.plots import image_grid, plot_points
+
+    minimize = spec.objective.direction == "minimize"
+    pictures = {}
+    for label, trials in groups.items():
+        finite = [t for t in trials if math.isfinite(t["value"]) and t["run_dirs"]]
+        if not finite:
+            continue
+        best = (min if minimize else max)(finite, key=lambda t: t["value"])
+        run = folder.runs / best["run_dirs"][0]
+        if not run.is_dir():
+            continue  # trained on another machine
+        model = load_generator(run)
+        if len(model.spec.shape) == 3:
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            Image.fromarray(image_grid(model.sample(16, seed=0), columns=8)).save(buffer, format="png")
+            pictures[label] = buffer.getvalue()
+        else:
+            from ganscape.config import load_config
+            from ganscape.data import build_dataset
+
+            data = build_dataset(load_config(run / "config.yaml"))
+            real, _ = data.sample(1000, torch.Generator().manual_seed(0))
+            rgb = plot_points(real, model.sample(1000, seed=0), None, f"{label}: trial {best['trial']}")
+            buffer = io.BytesIO()
+            from PIL import Image
+
+            Image.fromarray(rgb).save(buffer, format="png")
+            pictures[label] = buffer.getvalue()
+    return pictures
+
+
+# Marks on <body> that say whether every image loaded and nothing went wrong: what a headless browser checks.
+CHECK_SCRIPT = """<script>
+window.ganscapeErrors = [];
+window.addEventListener("error", function (e) { window.ganscapeErrors.push(String(e.message || e.type)); }, true);
+var consoleError = console.error;
+console.error = function () { window.ganscapeErrors.push(Array.prototype.join.call(arguments, " ")); consoleError.apply(console, arguments); };
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images", images.length);
+  document.body.setAttribute("data-images-loaded", loaded);
+  document.body.setAttribute("data-errors", window.ganscapeErrors.length);
+});
+</script>"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def html_page(spec: StudySpec, table: list[dict], figures: dict[str, bytes], samples: dict[str, bytes],
+              counts: dict) -> str:
+    columns = list(table[0]) if table else []
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in columns) + "</tr>" for r in table)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    sections = "".join(f"<h2>{html.escape(title)}</h2>{_img(png, title)}" for title, png in figures.items())
+    grids = "".join(f'<figure>{_img(png, label)}<figcaption>{html.escape(label)}</figcaption></figure>'
+                    for label, png in samples.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(spec.name)}: study report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 1100px; }}
+table {{ border-collapse: collapse; font-size: 12px; }} td, th {{ border: 1px solid #ccc; padding: 3px 6px; }}
+img {{ max-width: 100%; }} figure {{ display: inline-block; margin: 4px; }} figcaption {{ font-size: 11px; }}
+</style>
+{CHECK_SCRIPT}
+</head><body>
+<h1>{html.escape(spec.name)}</h1>
+<p>{html.escape(spec.description)}</p>
+<p>Objective: {spec.objective.reduce} {html.escape(spec.objective.metric)} over each run's evaluations
+({spec.objective.direction}), mean over {spec.seeds} seed(s). Sampler: {spec.sampler}.
+Trials: {counts['complete']} complete, {counts['failed']} failed, {counts['pruned']} pruned.</p>
+<h2>Groups</h2>
+<table><tr>{head}</tr>{rows}</table>
+{sections}
+<h2>Samples of each group's best trial</h2>
+{grids}
+</body></html>
+"""
+
+
+def write_report(folder: StudyDir) -> Path:
+    """Write report/ of a study folder (see the module docstring); returns the HTML page's path."""
+    spec, rows, studies = gather(folder)
+    out = folder.path / "report"
+    out.mkdir(exist_ok=True)
+    params = sorted({k for r in rows for k in r if k.startswith("param:")})
+    with open(out / "trials.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["trial", "state", "group", *params, "value", "seed_values", "diverged", "wall_s",
+                         "retry_of", "run_dirs"])
+        for r in rows:
+            writer.writerow([r["trial"], r["state"], r["group"], *[r.get(p, "") for p in params], r["value"],
+                             " ".join(f"{v:.6g}" for v in r["seed_values"]), r["diverged"], f"{r['wall_s']:.2f}",
+                             r["retry_of"], " ".join(r["run_dirs"])])
+    groups = groups_of(rows, spec)
+    table = summary_rows(spec, groups)
+    (out / "summary.md").write_text(markdown(spec, table))
+    by_k, by_compute = budget_plots(spec, groups)
+    top, every = distribution_plots(spec, groups)
+    figures = {"Expected best score against the number of trials": by_k,
+               "Expected best score against compute": by_compute,
+               "The top 5% of trials per group": top, "Every trial's score per group": every}
+    importance = importance_plot(studies)
+    if importance is not None:
+        figures["Parameter importances"] = importance
+    files = {"Expected best score against the number of trials": "budget_trials.png",
+             "Expected best score against compute": "budget_compute.png",
+             "The top 5% of trials per group": "top5.png", "Every trial's score per group": "scores.png",
+             "Parameter importances": "importances.png"}
+    for title, png in figures.items():
+        (out / files[title]).write_bytes(png)
+    samples = best_samples(folder, spec, groups)
+    states = [r["state"] for r in rows]
+    counts = {"complete": states.count("COMPLETE"), "failed": states.count("FAIL"), "pruned": states.count("PRUNED")}
+    page = out / "index.html"
+    page.write_text(html_page(spec, table, figures, samples, counts))
+    return page

@@ -1,0 +1,290 @@
+"""Studies: specs, the Sobol points, the expected best of k trials, and the report's tables.
+
+The workers (kill -9 on the embedded storage and on PostgreSQL) and the report in a browser are in
+tests/faults/test_study_workers.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import yaml
+from scipy.stats import qmc
+
+from ganscape.cli import main
+from ganscape.config import load_config
+from ganscape.errors import ConfigError
+from ganscape.study.budget import expected_best, expected_best_curve
+from ganscape.study.engine import create, grid_points, load_studies, sobol_points
+from ganscape.study.report import summary_rows
+from ganscape.study.spec import BUILTIN_SPACES, STUDIES, load_spec, parse_spec
+
+EVERY_KIND = {
+    "name": "every_kind",
+    "description": "one parameter of each kind",
+    "base": "ring8_grid",
+    "overrides": ["train.steps=20"],
+    "groups": {"loss": ["ns", "hinge"], "penalty": ["none", "r1:0.5"]},
+    "space": ["narrow", {
+        "lr": {"log_uniform": [1e-5, 1e-2], "keys": ["g_opt.lr", "d_opt.lr"]},
+        "g_opt.beta2": {"uniform": [0.9, 0.999]},
+        "train.n_disc": {"int": [1, 5]},
+        "d.width": {"categorical": [32, 64]},
+        "sngan": {"settings": {"A": {"g_opt.beta1": 0.5, "train.n_disc": 5}, "B": {"g_opt.beta1": 0.0}}},
+    }],
+    "trials": 4,
+    "seeds": 2,
+    "sampler": {"name": "sobol", "seed": 3},
+    "objective": {"metric": "js_to_target", "direction": "minimize", "reduce": "best"},
+    "pruning": False,
+}
+
+
+def test_a_spec_with_every_kind_of_parameter_round_trips_through_yaml():
+    spec = parse_spec(EVERY_KIND, "spec")
+    again = parse_spec(yaml.safe_load(yaml.safe_dump(spec.source, sort_keys=False)), "spec")
+    assert again == spec
+    kinds = {p.name: p.kind for p in spec.params}
+    assert kinds == {"lr": "log_uniform", "beta1": "categorical", "train.n_disc": "int", "g_opt.beta2": "uniform",
+                     "d.width": "categorical", "sngan": "settings"}  # narrow's lr and n_disc replaced by ours
+    assert spec.objective.metric == "eval/js_to_target" and spec.trials == 4 and spec.seeds == 2
+    assert [g for g in spec.group_names()] == [{"loss": "ns", "penalty": "none"}, {"loss": "ns", "penalty": "r1:0.5"},
+                                               {"loss": "hinge", "penalty": "none"},
+                                               {"loss": "hinge", "penalty": "r1:0.5"}]
+    params = {"lr": 1e-3, "beta1": 0.5, "train.n_disc": 2, "g_opt.beta2": 0.95, "d.width": 64, "sngan": "A"}
+    cfg = load_config(spec.base, spec.trial_overrides({"loss": "hinge", "penalty": "r1:0.5"}, params, seed=7))
+    assert (cfg.loss, cfg.penalty.use[0].name, cfg.penalty.use[0].weight) == ("hinge", "r1", 0.5)
+    assert cfg.g_opt.lr == cfg.d_opt.lr == 1e-3 and cfg.g_opt.beta2 == 0.95 and cfg.d.width == 64
+    assert cfg.train.n_disc == 5 and cfg.g_opt.beta1 == 0.5  # the settings come after the single parameters
+    assert cfg.train.seed == 7 and cfg.train.steps == 20
+
+
+@pytest.mark.filterwarnings("ignore::ganscape.errors.ConfigWarning")  # the Landscape studies ill-advised pairs too
+def test_every_built_in_study_and_space_loads():
+    names = sorted(p.stem for p in STUDIES.glob("*.yaml"))
+    assert "ring8_landscape" in names and "landscape_cifar10_sndcgan_wide" in names
+    for name in names:
+        spec = load_spec(name)
+        for group in spec.group_names():
+            example = {p.name: next(iter(p.args)) for p in spec.params}
+            load_config(spec.base, spec.trial_overrides(group, example, 0))
+    literature = parse_spec({"base": "ring8_grid", "space": "literature", "sampler": "grid",
+                             "objective": "js_to_target"}, "spec")
+    assert literature.trials == 6 and [p["setting"] for p in grid_points(literature)] == list("ABCDEF")
+    assert set(BUILTIN_SPACES) == {"wide", "narrow", "literature"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sampler": {"name": "sobolev"}}, "sampler: give {name: NAME, seed: N} with NAME one of random, sobol, tpe, gp"),
+    ({"trails": 3}, "unknown study key 'trails'. Did you mean 'trials'?"),
+    ({"base": "ring9_grid"}, "ring9_grid"),
+    ({"overrides": ["train.stepz=3"]}, "unknown config key 'train.stepz'. Did you mean 'train.steps'?"),
+    ({"overrides": ["train.steps"]}, "overrides are key=value strings"),
+    ({"space": {"lr": {"log_uniform": [0, 1e-2], "keys": "g_opt.lr"}}}, "is not a valid log_uniform range (log_uniform needs 0 < low)"),
+    ({"space": {"g_opt.lr": {"uniform": [1e-2, 1e-3]}}}, "[0.01, 0.001] is not a valid uniform range"),
+    ({"space": {"train.n_disc": {"int": [1, 2.5]}}}, "is not a valid int range"),
+    ({"space": {"g_opt.lr": {"gaussian": [0, 1]}}}, "needs exactly one of log_uniform, uniform, int, categorical, "
+                                                    "settings"),
+    ({"space": {"g_opt.lr": {"categorical": []}}}, "categorical takes a non-empty list"),
+    ({"space": {"x": {"settings": {"A": {"g_opt.lrr": 1}}}}}, "unknown config key 'g_opt.lrr'"),
+    ({"space": "wider"}, "unknown built-in space 'wider'; built in: wide, narrow, literature"),
+    ({"space": {"loss": {"categorical": ["ns"]}}}, "loss is both a group and a searched parameter"),
+    ({"space": {"train.seed": {"int": [0, 9]}}}, "train.seed is set by the study itself"),
+    ({"groups": {"loss": []}}, "groups maps config keys to non-empty lists"),
+    ({"trials": 0}, "trials must be a whole number from 1, got 0"),
+    ({"seeds": True}, "seeds must be a whole number from 1"),
+    ({"sampler": "grid"}, "the grid sampler needs categorical (or settings) parameters only"),
+    ({"objective": {"metric": "sharpness"}}, "give direction: minimize or maximize (sharpness has no known direction)"),
+    ({"objective": {"metric": "fid", "reduce": "mean"}}, "objective reduce: 'mean' is none of best, last"),
+    ({"objective": {"metric": "fid", "every": 3}}, "objective takes metric, direction and reduce, not every"),
+    ({"pruning": "yes"}, "pruning is true or false"),
+])
+def test_malformed_specs_are_refused_with_what_is_wrong(change, message):
+    data = {k: v for k, v in EVERY_KIND.items()} | change
+    with pytest.raises(ConfigError) as err:
+        parse_spec(data, "my_study.yaml")
+    assert message in str(err.value) and str(err.value).startswith("my_study.yaml")
+
+
+def test_a_missing_spec_names_where_it_looked_and_the_built_in_ones(capsys):
+    assert main(["study", "create", "ring8_landscap", "--out", "nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert "study spec 'ring8_landscap' not found" in err and "Did you mean 'ring8_landscape'?" in err
+
+
+def test_a_study_whose_group_makes_an_invalid_config_is_refused_before_anything_runs(tmp_path):
+    spec = parse_spec(EVERY_KIND | {"groups": {"loss": ["ns", "nope"]}}, "spec")
+    with pytest.raises(ConfigError, match="group loss=nope: invalid config:\n  loss: unknown choice 'nope'"):
+        create(spec, tmp_path / "study")
+    assert not (tmp_path / "study").exists()
+
+
+# ---------------------------------------------------------------- the Sobol points
+
+
+@pytest.mark.filterwarnings("ignore:The balance properties")  # scipy, for counts other than powers of 2
+def test_sobol_points_are_scipys_scrambled_sobol_sequence_mapped_onto_the_space():
+    """Independent value: scipy's scrambled Sobol sequence for the same seed and dimension, mapped here by
+    hand (log-uniform as low * (high / low) ** u, the choices by equal shares), in the parameters' name order."""
+    spec = parse_spec(EVERY_KIND, "spec")
+    points = sobol_points(spec, 0, 8) + sobol_points(spec, 8, 5)  # a top-up continues the sequence
+    units = qmc.Sobol(6, scramble=True, seed=3).random(13)
+    names = ["beta1", "d.width", "g_opt.beta2", "lr", "sngan", "train.n_disc"]
+    for point, u in zip(points, units):
+        expected = dict(zip(names, u))
+        assert point["beta1"] == 0.5  # one choice
+        assert point["d.width"] == (32 if expected["d.width"] < 0.5 else 64)
+        assert point["g_opt.beta2"] == pytest.approx(0.9 + expected["g_opt.beta2"] * 0.099, rel=1e-14)
+        assert point["lr"] == pytest.approx(1e-5 * 1000 ** expected["lr"], rel=1e-12)
+        assert point["sngan"] == ("A" if expected["sngan"] < 0.5 else "B")
+        assert point["train.n_disc"] == 1 + int(expected["train.n_disc"] * 5)
+
+
+def test_sobol_trials_are_queued_with_the_same_points_in_every_group(tmp_path):
+    spec = parse_spec(EVERY_KIND, "spec")
+    create(spec, tmp_path / "study")
+    _, studies = load_studies(_folder(tmp_path / "study"))
+    expected = sobol_points(spec, 0, 4)
+    for group, study in studies:
+        queued = [t.system_attrs["fixed_params"] for t in study.get_trials()]
+        assert queued == expected, group
+        assert [t.user_attrs["group"] for t in study.get_trials()] == [group] * 4
+
+
+def test_the_grid_sampler_queues_every_combination_in_every_group(tmp_path):
+    spec = parse_spec({"base": "ring8_grid", "groups": {"loss": ["ns", "wgan"]}, "sampler": "grid",
+                       "objective": "modes_covered",
+                       "space": {"d.norm": {"categorical": ["none", "spectral"]},
+                                 "penalty": {"categorical": ["none", "r1:0.1", "wgan_gp:1"]}}}, "spec")
+    assert spec.trials == 6
+    create(spec, tmp_path / "study")
+    for _, study in load_studies(_folder(tmp_path / "study"))[1]:
+        combos = {(t.system_attrs["fixed_params"]["d.norm"], t.system_attrs["fixed_params"]["penalty"])
+                  for t in study.get_trials()}
+        assert combos == set(itertools.product(["none", "spectral"], ["none", "r1:0.1", "wgan_gp:1"]))
+
+
+def _folder(path):
+    from ganscape.study.engine import StudyDir
+
+    return StudyDir(path)
+
+
+# ---------------------------------------------------------------- the expected best of k trials
+
+
+@pytest.mark.parametrize("minimize", [True, False])
+def test_expected_best_equals_brute_force_enumeration(minimize):
+    """Independent value: the mean of the best over every one of the n^k ordered draws with replacement."""
+    scores = [3.0, 1.5, 7.25, 1.5, 4.0]  # a tie included
+    best = min if minimize else max
+    for k in range(1, 5):
+        draws = list(itertools.product(scores, repeat=k))
+        brute = sum(best(d) for d in draws) / len(draws)
+        assert expected_best(scores, k, minimize) == pytest.approx(brute, rel=1e-13, abs=0)
+
+
+def test_expected_best_follows_the_order_statistics_formula():
+    """P(best of k = x_(i)) = ((n - i + 1)^k - (n - i)^k) / n^k over scores sorted from best, summed by hand."""
+    scores = [0.9, 0.2, 0.5, 0.7]  # sorted: 0.2, 0.5, 0.7, 0.9
+    n, k = 4, 3
+    by_hand = (0.2 * (4 ** 3 - 3 ** 3) + 0.5 * (3 ** 3 - 2 ** 3) + 0.7 * (2 ** 3 - 1) + 0.9 * 1) / 4 ** 3
+    assert expected_best(scores, k) == pytest.approx(by_hand, rel=1e-15)
+    assert expected_best(scores, 1) == pytest.approx(np.mean(scores), rel=1e-15)
+    assert expected_best(scores, 10_000) == pytest.approx(0.2, rel=1e-12)  # no overflow for large k
+    curve = expected_best_curve(scores, [1, 2, 3], bootstrap=200)
+    assert curve["mean"] == [expected_best(scores, k) for k in (1, 2, 3)]
+    assert all(lo <= m <= hi for lo, m, hi in zip(curve["low"], curve["mean"], curve["high"]))
+    assert expected_best_curve([0.3] * 5, [1, 4])["low"] == [0.3, 0.3]  # no spread, no band
+
+
+def test_the_summary_counts_diverged_trials_apart_and_ranks_the_rest():
+    spec = parse_spec(EVERY_KIND, "spec")
+    trials = [{"value": v, "wall_s": 2.0} for v in (0.4, math.inf, 0.1, 0.3)]
+    row = summary_rows(spec, {"loss=ns": trials})[0]
+    assert (row["trials"], row["diverged"], row["best"], row["median"]) == (4, 1, 0.1, 0.3)
+    assert row["expected_best_of_5"] == pytest.approx(expected_best([0.4, 0.1, 0.3], 5))
+    assert row["top_5pct_mean"] == 0.1
+
+
+# ---------------------------------------------------------------- running
+
+
+def test_more_trials_continue_each_groups_sequence_of_points(tmp_path):
+    from ganscape.study.cli import top_up
+
+    spec = parse_spec(EVERY_KIND | {"trials": 2}, "spec")
+    create(spec, tmp_path / "study")
+    _, studies = load_studies(_folder(tmp_path / "study"))
+    assert top_up(studies, spec, 5) == 3 * 4 and top_up(studies, spec, 5) == 0
+    for _, study in studies:
+        assert [t.system_attrs["fixed_params"] for t in study.get_trials()] == sobol_points(spec, 0, 5)
+
+
+def test_an_evaluation_callback_that_says_stop_ends_the_run_with_a_checkpoint(tiny):
+    """What a study's pruning relies on: train stops after the evaluation at which on_evaluation returns True."""
+    from ganscape.training.loop import train
+    from ganscape.training.run import RunDir
+
+    seen = []
+    cfg = load_config(None, tiny)
+    run = RunDir.create(cfg)
+    summary = train(cfg, run, progress=False, on_evaluation=lambda step, results: seen.append(step) or step >= 20)
+    assert seen == [20] and summary["stopped"] and summary["step"] == 20
+    assert run.latest_checkpoint()[0] == 20
+
+
+def test_a_pruned_trial_stops_its_run_and_is_recorded_as_pruned(tmp_path, monkeypatch):
+    """A pruner that prunes at once: the worker records the trial as PRUNED and trains nothing further."""
+    import optuna
+
+    from ganscape.study import engine
+
+    spec = parse_spec(EVERY_KIND | {"groups": {}, "trials": 1, "seeds": 2, "pruning": True,
+                                    "overrides": ["train.steps=40", "eval.every=20", "eval.samples=200",
+                                                  "log.samples_every=0", "checkpoint.every=20"]}, "spec")
+    folder = create(spec, tmp_path / "study")
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    assert engine.worker(folder, log=lambda message: None) == 0
+    [(_, study)] = load_studies(folder)[1]
+    [trial] = study.get_trials()
+    assert trial.state.name == "PRUNED" and trial.intermediate_values == {20: trial.intermediate_values[20]}
+    runs = sorted(p.name for p in (tmp_path / "study" / "runs" / "all").iterdir())
+    assert runs == ["trial-0000-seed-0"]  # the second seed never started
+
+
+def test_study_run_trains_on_workers_and_writes_the_report(tmp_path, capsys):
+    spec = tmp_path / "mini.yaml"
+    spec.write_text(yaml.safe_dump({
+        "base": "ring8_grid", "overrides": ["train.steps=30", "eval.every=15", "eval.samples=200",
+                                           "log.samples_every=0", "checkpoint.every=15"],
+        "groups": {"loss": ["ns", "hinge"]}, "space": "wide", "trials": 1, "seeds": 1,
+        "sampler": {"name": "random", "seed": 1}, "objective": "js_to_target"}))
+    assert main(["study", "create", str(spec), "--out", str(tmp_path / "mini")]) == 0
+    assert main(["study", "run", str(tmp_path / "mini"), "--workers", "2", "--trials", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "queued 2 more trial(s)" in out and "4 trial(s) complete, 0 pruned, 0 failed, 0 waiting" in out
+    assert (tmp_path / "mini" / "report" / "index.html").stat().st_size > 20_000
+    assert len(list((tmp_path / "mini" / "runs").glob("loss=*/trial-*-seed-0/checkpoints/*.safetensors"))) >= 4
+    logs = sorted(p.name for p in (tmp_path / "mini" / "logs").iterdir())
+    assert logs == ["worker-0.log", "worker-1.log"]
+
+
+def test_a_broken_study_folder_or_storage_is_refused_clearly(tmp_path, capsys):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "study.yaml").write_text("spec: [")
+    assert main(["study", "status", str(tmp_path / "broken")]) == 2
+    assert "study.yaml cannot be read (" in capsys.readouterr().err
+    assert main(["study", "run", str(tmp_path / "nothing")]) == 2
+    assert "is not a study folder (no study.yaml)" in capsys.readouterr().err
+    assert main(["study", "create", "ring8_landscape", "--out", str(tmp_path / "s"),
+                 "--storage", "postgresql://postgres@127.0.0.1:1/none"]) == 2
+    assert "cannot open the study storage postgresql+psycopg2://postgres@127.0.0.1:1/none" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    spec = parse_spec(EVERY_KIND, "spec")
+    create(spec, tmp_path / "twice")
+    with pytest.raises(ConfigError, match="already holds a study; run it with 'ganscape study run"):
+        create(spec, tmp_path / "twice")
