@@ -288,3 +288,22 @@ def test_a_broken_study_folder_or_storage_is_refused_clearly(tmp_path, capsys):
     create(spec, tmp_path / "twice")
     with pytest.raises(ConfigError, match="already holds a study; run it with 'ganscape study run"):
         create(spec, tmp_path / "twice")
+
+
+def test_a_retry_waits_while_the_given_up_worker_still_holds_the_run(tmp_path):
+    """A worker given up for a late heartbeat may still train the run: its retry waits for the run's lock
+    instead of failing with "in use", then resumes what it left."""
+    import threading
+    import time
+
+    from ganscape.study.engine import wait_until_free
+    from ganscape.training.run import RunDir
+
+    (tmp_path / "run").mkdir()
+    holder = RunDir(tmp_path / "run")
+    holder.acquire()
+    threading.Timer(0.5, holder.release).start()
+    tic = time.perf_counter()
+    wait_until_free(RunDir(tmp_path / "run"), poll_s=0.05)
+    assert time.perf_counter() - tic >= 0.45
+    wait_until_free(RunDir(tmp_path / "absent"))  # a run not started yet: nothing to wait for

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from ganscape.config import load_config
-from ganscape.errors import ConfigError, ConfigWarning, DivergenceError, GanscapeError
+from ganscape.errors import CheckpointError, ConfigError, ConfigWarning, DivergenceError, GanscapeError
 from ganscape.study.spec import Param, StudySpec, parse_spec
 
 HEARTBEAT_S = 15.0
@@ -350,6 +350,7 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
             warnings.simplefilter("ignore", ConfigWarning)
             cfg = load_config(spec.base, overrides)
         run = RunDir(folder.runs / f"{prefix}-seed-{seed}")
+        wait_until_free(run)
         tic = time.perf_counter()
         pruning = _pruner_callback(trial, spec, seed) if spec.pruning else None
         try:
@@ -373,6 +374,19 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
     trial.set_user_attr("wall_s", walls)
     trial.set_user_attr("run_dirs", runs)
     return sum(values) / len(values)  # a diverged seed's infinite value makes the trial's infinite too
+
+
+def wait_until_free(run, poll_s: float = POLL_S) -> None:
+    """Wait while another process holds the run's lock: a worker given up for a late heartbeat may still be
+    training it; its retry resumes what it leaves."""
+    while run.path.exists():
+        try:
+            run.acquire()
+        except CheckpointError:
+            time.sleep(poll_s)
+            continue
+        run.release()
+        return
 
 
 def _pruner_callback(trial, spec: StudySpec, seed: int):

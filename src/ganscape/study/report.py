@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ganscape.errors import ConfigWarning
 from ganscape.study.budget import expected_best, expected_best_curve
 from ganscape.study.engine import StudyDir, _optuna, load_studies
 from ganscape.study.spec import StudySpec
@@ -103,29 +104,40 @@ def _figure(width=7.0, height=4.5) -> Figure:
 
 
 def budget_plots(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[bytes, bytes]:
-    """Expected best of k trials with its bootstrap band, against k and against compute."""
+    """Expected best of k trials with its bootstrap band, against k and against compute (k times the mean
+    wall time of the group's trials, diverged ones included: they cost compute too)."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import ScalarFormatter
+
     minimize = spec.objective.direction == "minimize"
-    figs = [_figure(), _figure()]
+    seconds = [np.mean([t["wall_s"] for t in trials]) for trials in groups.values() if trials]
+    unit, per = ("hours", 3600) if seconds and max(seconds) * max(len(t) for t in groups.values()) > 3600 \
+        else ("minutes", 60)
+    figs = [_figure(7, 5.5), _figure(7, 5.5)]
     axes = [fig.add_subplot() for fig in figs]
-    colors = iter(__import__("matplotlib").colormaps["tab20"].colors * 4)
-    for label, trials in groups.items():
-        finite = [t for t in trials if math.isfinite(t["value"])]
-        if not finite:
+    palette = colormaps["tab10" if len(groups) <= 10 else "tab20"].colors
+    for index, (label, trials) in enumerate(groups.items()):
+        scores = [t["value"] for t in trials if math.isfinite(t["value"])]
+        if not scores:
             continue
-        scores = [t["value"] for t in finite]
         ks = np.arange(1, max(2, len(scores)) + 1)
         curve = expected_best_curve(scores, ks, minimize)
-        hours = np.mean([t["wall_s"] for t in finite]) / 3600
-        color = next(colors)
-        for ax, x in ((axes[0], ks), (axes[1], ks * hours)):
-            ax.plot(x, curve["mean"], color=color, label=label)
-            ax.fill_between(x, curve["low"], curve["high"], color=color, alpha=0.15)
-    for ax, xlabel in ((axes[0], "trials k"), (axes[1], "compute of k trials (hours, from the trials' wall times)")):
+        cost = np.mean([t["wall_s"] for t in trials]) / per
+        color = palette[index % len(palette)]
+        for ax, x in ((axes[0], ks), (axes[1], ks * cost)):
+            ax.plot(x, curve["mean"], color=color, label=label, marker=".")
+            ax.fill_between(x, curve["low"], curve["high"], color=color, alpha=0.08)
+    for ax, xlabel in ((axes[0], "trials k"),
+                       (axes[1], f"compute of k trials ({unit} of one worker, from the trials' wall times)")):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"expected best {spec.objective.metric}")
         ax.set_xscale("log")
-        ax.legend(fontsize=6, loc="best")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ScalarFormatter())
+        ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_title("best score reachable with a budget (mean, 95% bootstrap band)", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     for fig in figs:
         fig.tight_layout()
     return _png(figs[0]), _png(figs[1])
@@ -315,7 +327,9 @@ def write_report(folder: StudyDir) -> Path:
              "Parameter importances": "importances.png"}
     for title, png in figures.items():
         (out / files[title]).write_bytes(png)
-    samples = best_samples(folder, spec, groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)  # the runs' configs were checked when the study was made
+        samples = best_samples(folder, spec, groups)
     states = [r["state"] for r in rows]
     counts = {"complete": states.count("COMPLETE"), "failed": states.count("FAIL"), "pruned": states.count("PRUNED")}
     page = out / "index.html"
