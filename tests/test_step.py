@@ -231,27 +231,33 @@ def expected_step(cfg, rngs, d_calls, g_call, d_final, step):
     def g_of(z):
         return z @ g_call["params"]["layer.weight"].T + g_call["params"]["layer.bias"]
 
+    parts = cfg.train.accumulate  # micro-batches per update: one batch of parts * BATCH samples, in order
     d_grads = []
     for call in d_calls:
         p = call["params"]
-        real, y = Blobs().sample(BATCH, data_rng)
-        y = y if cfg.data.conditional else None
-        fake = g_of(latents())
-        real, fake = seen(real), seen(fake)
-        slope_real, slope_fake = d_loss_slopes(loss, d_of(p, real, y), d_of(p, fake, y))
-        grad = zero_like(p)
-        add_sample_gradient(grad, p, real, y, slope_real / BATCH)
-        add_sample_gradient(grad, p, fake, y, slope_fake / BATCH)
-        for name, weight in terms.items():
-            if name in ("r1", "r2", "wgan_gp", "dragan", "l2"):
-                term = penalty_gradient(name, p, real, fake, y, noise_rng, cfg.penalty.pixel_scale)
-                grad = {k: grad[k] + weight * term[k] for k in grad}
+        grad, labels = zero_like(p), []
+        for _ in range(parts):
+            real, y = Blobs().sample(BATCH, data_rng)
+            y = y if cfg.data.conditional else None
+            fake = g_of(latents())
+            real, fake = seen(real), seen(fake)
+            slope_real, slope_fake = d_loss_slopes(loss, d_of(p, real, y), d_of(p, fake, y))
+            add_sample_gradient(grad, p, real, y, slope_real / (parts * BATCH))
+            add_sample_gradient(grad, p, fake, y, slope_fake / (parts * BATCH))
+            for name, weight in terms.items():
+                if name in ("r1", "r2", "wgan_gp", "dragan", "l2"):
+                    term = penalty_gradient(name, p, real, fake, y, noise_rng, cfg.penalty.pixel_scale)
+                    grad = {k: grad[k] + weight / parts * term[k] for k in grad}
+            labels.append(y)
         d_grads.append(grad)
 
-    z = latents()
-    fake = seen(g_of(z))
-    through = g_loss_slope(loss, d_of(d_final, fake, y))[:, None] * input_grad(d_final, fake, y) / BATCH
-    g_grad = {"layer.weight": through.T @ z, "layer.bias": through.sum(dim=0)}  # y: the last real batch's labels
+    g_grad = {"layer.weight": 0, "layer.bias": 0}
+    for y in labels:  # G's micro-batch i takes the labels of the last D update's micro-batch i
+        z = latents()
+        fake = seen(g_of(z))
+        through = g_loss_slope(loss, d_of(d_final, fake, y))[:, None] * input_grad(d_final, fake, y) / (parts * BATCH)
+        g_grad = {"layer.weight": g_grad["layer.weight"] + through.T @ z,
+                  "layer.bias": g_grad["layer.bias"] + through.sum(dim=0)}
     if "ortho" in terms:
         g_grad["layer.weight"] = g_grad["layer.weight"] + terms["ortho"] * orthogonal_gradient(
             g_call["params"]["layer.weight"])
@@ -287,13 +293,17 @@ CASES = {
                                 "penalty.noise_anneal_steps=4", "g_opt.name=rmsprop", "d_opt.name=rmsprop"],
     "conditional wgan_gp and dragan": ["loss=wgan", "data.conditional=true", "penalty=dragan:2,wgan_gp:1",
                                        "penalty.pixel_scale=unit"],
+    "3 micro-batches, conditional, penalties": ["loss=hinge", "train.accumulate=3", "train.n_disc=2",
+                                                "data.conditional=true",
+                                                "penalty=wgan_gp:0.5,r1:0.3,ortho:0.1,l2:0.2,instance_noise:0.2"],
 }
 
 
 @pytest.mark.parametrize("overrides", CASES.values(), ids=CASES.keys())
 def test_step_gradients_equal_the_formulas_written_out(overrides):
     """Over two steps, every D update's gradient and G's equal the hand-derived gradient of the loss plus
-    each weighted penalty on the replayed batches (instance noise at std sigma (1 - step / anneal)); D
+    each weighted penalty on the replayed batches (instance noise at std sigma (1 - step / anneal)); with
+    ``train.accumulate=k``, the gradient of one batch made of the k micro-batches, drawn in turn; D
     takes exactly n_disc updates per G update, G does not move during them, and D not during G's."""
     cfg, state = build(overrides)
     objective = Objective.from_config(cfg)

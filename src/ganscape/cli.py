@@ -2,7 +2,8 @@
 
     ganscape train [PRESET] [key=value ...]      train a new run (no arguments: the default 2-D job)
     ganscape resume RUN_DIR [key=value ...]      continue a run from its latest checkpoint
-    ganscape eval RUN_DIR [--metrics fid,kid,...] [--samples N] [--ref test] [--step N] [--raw] [key=value ...]
+    ganscape eval RUN_DIR [--metrics fid,kid,...] [--samples N] [--ref test] [--step N] [--raw]
+                  [--truncation T | --truncation-sweep T1,T2,...] [key=value ...]
                                                  score a checkpoint; writes RUN_DIR/eval/step_N.json
     ganscape export | sample | interpolate | fid  trained generators as artifacts (see model_cli)
     ganscape study create | run | status | report  hyperparameter studies on Optuna (see study/cli)
@@ -160,6 +161,11 @@ def cmd_eval(args) -> int:
     if evaluator is None:
         raise ConfigError(f"{cfg.data.name} has no default metrics; choose some with --metrics "
                           f"(e.g. --metrics fid,kid).")
+    if args.truncation_sweep:
+        return truncation_sweep_command(args, evaluator, G, step, which, target)
+    if args.truncation is not None:
+        evaluator.truncation = args.truncation
+        target = target.with_name(f"{target.stem}_truncation_{args.truncation:g}.json")
     tic = time.perf_counter()
     values = evaluator(G)
     protocol = evaluator.protocol() | {"generator": which, "seconds": time.perf_counter() - tic}
@@ -171,6 +177,35 @@ def cmd_eval(args) -> int:
     if kept is not None:
         print(f"kept {kept.name}: it was computed under another protocol ({kept_difference(kept, protocol)})")
     print(f"wrote {path}")
+    return 0
+
+
+def truncation_sweep_command(args, evaluator, G, step: int, which: str, target) -> int:
+    """``ganscape eval --truncation-sweep``: the metrics at every threshold, as JSON and as a picture."""
+    import time
+    from pathlib import Path
+
+    from ganscape.jsonio import json_value, write_json
+    from ganscape.metrics.truncation import parse_thresholds, plot_truncation_sweep, truncation_sweep
+
+    thresholds = parse_thresholds(args.truncation_sweep)
+    if evaluator.latent_dist != "normal":
+        raise ConfigError(f"truncation resamples normal latents beyond a threshold; this generator's latents are "
+                          f"{evaluator.latent_dist}, so there is nothing to sweep.")
+    tic = time.perf_counter()
+    rows = truncation_sweep(evaluator, G, thresholds)
+    out = Path(args.out) if args.out else target.with_name(f"truncation_sweep_step_{step:08d}.json")
+    protocol = evaluator.protocol() | {"generator": which, "seconds": time.perf_counter() - tic}
+    write_json(out, {"step": step, "protocol": protocol,
+                     "rows": [row | {"values": {k: json_value(v) for k, v in row["values"].items()}} for row in rows]})
+    picture = plot_truncation_sweep(rows, out.with_suffix(".png"), f"{args.run_dir}, step {step} ({which} generator), "
+                                                                    f"{evaluator.num_samples} samples")
+    names = list(rows[0]["values"])
+    print("truncation  " + "  ".join(f"{name:>12s}" for name in names))
+    for row in rows:
+        label = "none" if row["truncation"] is None else f"{row['truncation']:g}"
+        print(f"{label:>10s}  " + "  ".join(f"{row['values'][name]:12.6g}" for name in names))
+    print(f"wrote {out} and {picture}")
     return 0
 
 
@@ -279,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, help="seed of the evaluated latents (default: the run's)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     evaluate.add_argument("--out", help="write the result here (default: RUN_DIR/eval/step_N.json, or MODEL/eval/)")
+    truncation = evaluate.add_mutually_exclusive_group()
+    truncation.add_argument("--truncation", type=float, metavar="T",
+                            help="score samples of latents truncated to [-T, T] (BigGAN's trick; normal latents); "
+                                 "writes step_N_truncation_T.json")
+    truncation.add_argument("--truncation-sweep", metavar="T1,T2,...",
+                            help="score the untruncated latents and each threshold (e.g. 0.25,0.5,1,2): the "
+                                 "fidelity/variety trade-off, written to truncation_sweep_step_N.json and .png")
     evaluate.set_defaults(func=cmd_eval)
 
     config = commands.add_parser("config", help="inspect configs")

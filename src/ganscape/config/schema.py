@@ -192,7 +192,8 @@ class PenaltyConfig:
 @dataclass
 class TrainConfig:
     steps: int = field(default=3000, metadata={"min": 1})  # generator updates
-    batch_size: int = field(default=256, metadata={"min": 1, "max": 1 << 24})
+    batch_size: int = field(default=256, metadata={"min": 1, "max": 1 << 24})  # per forward pass
+    accumulate: int = field(default=1, metadata={"min": 1, "max": 4096})  # micro-batches per update (BigGAN: 8)
     n_disc: int = field(default=1, metadata={"min": 1, "max": 1000})  # D updates per G update
     ema: float = field(default=0.99, metadata={"min": 0.0, "below": 1.0})  # 0 turns EMA off
     ema_start: int = field(default=0, metadata={"min": 0})

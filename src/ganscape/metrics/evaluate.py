@@ -107,13 +107,15 @@ class Evaluator:
     def __init__(self, metrics: list[str], reference, reference_cfg: DataConfig, *, latent_dim: int,
                  latent_dist: str = "normal", num_classes: int = 0, num_samples: int = 10000,
                  num_reference: int = 0, settings: MetricsConfig | None = None, seed: int = 0,
-                 device: str | torch.device = "cpu", progress: bool = False, cache_reference: bool = True):
+                 device: str | torch.device = "cpu", progress: bool = False, cache_reference: bool = True,
+                 truncation: float | None = None):
         for name in metrics:
             lookup(METRICS, name, "metric")
         self.metrics = list(dict.fromkeys(metrics))
         self.reference, self.reference_cfg = reference, reference_cfg
         self.latent_dim, self.latent_dist, self.num_classes = latent_dim, latent_dist, num_classes
         self.num_samples, self.seed = num_samples, seed
+        self.truncation = truncation  # BigGAN's truncation of normal latents; None: the latents as trained
         self.settings = settings or MetricsConfig()
         self.device, self.progress = torch.device(device), progress
         self.cache_reference = cache_reference  # off for references that are not files (a generator's samples)
@@ -186,7 +188,7 @@ class Evaluator:
 
     def samples(self, G: nn.Module, n: int, batch_size: int) -> Iterator[torch.Tensor]:
         return generated_batches(G, n, self.latent_dim, self.latent_dist, self.seed, self.device,
-                                 self.num_classes, batch_size)
+                                 self.num_classes, batch_size, self.truncation)
 
     def __call__(self, G: nn.Module) -> dict[str, float]:
         """All metrics of ``G`` (moved to the evaluator's device for the call)."""
@@ -268,6 +270,8 @@ class Evaluator:
             "torch_version": torch.__version__,
             "device": str(self.device),
         }
+        if self.truncation is not None:  # absent otherwise, so untruncated results stay comparable with older ones
+            protocol["truncation"] = self.truncation
         if self.inception is not None:
             protocol["inception"] = {"weights_file": self.weights.name, "weights_sha256": file_sha256(self.weights),
                                      "with_classifier": self.inception.fc is not None,

@@ -1,14 +1,17 @@
 """One training step: the whole algorithm of a GAN update, in one function.
 
-``n_disc`` discriminator updates, then one generator update, then the EMA of the generator. What is
-minimised comes from ``Objective`` (the loss, the penalties with their weights, instance noise and
-weight constraints); this function only decides which batches each player sees and when each
-optimizer steps.
+``n_disc`` discriminator updates, then one generator update, then the EMA of the generator. Each
+update sums the gradients of ``train.accumulate`` micro-batches of ``train.batch_size`` (each loss
+divided by their number), so it follows the gradient of one batch of ``accumulate * batch_size``
+for networks without batch statistics (BigGAN's batch of 2048 is 8 x 256). What is minimised comes
+from ``Objective`` (the loss, the penalties with their weights, instance noise and weight
+constraints); this function only decides which batches each player sees and when each optimizer
+steps.
 
-The random streams are consumed in a fixed order, which resuming relies on: per D update, a real
-batch (``data_rng``), latents (``latent_rng``), then from ``noise_rng`` the input noise of the real
-and of the generated batch and the penalties' own draws; for the G update, latents, then the input
-noise of the generated batch.
+The random streams are consumed in a fixed order, which resuming relies on: per D micro-batch, a
+real batch (``data_rng``), latents (``latent_rng``), then from ``noise_rng`` the input noise of the
+real and of the generated batch and the penalties' own draws; per G micro-batch, latents, then the
+input noise of the generated batch.
 """
 
 from __future__ import annotations
@@ -27,36 +30,44 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     """One generator step: ``n_disc`` discriminator updates, one generator update, the EMA.
 
     Class-conditional runs (``data.conditional``) give G the labels of the real batch it is compared
-    with, so fake and real batches have the same classes, and G's update uses the labels of the last
-    real batch. Returns the losses (without penalties), D's mean logits and each loss-term
-    penalty's unweighted value, as tensors on the training device.
+    with, so fake and real batches have the same classes; G's micro-batch i uses the labels of the
+    last D update's micro-batch i. Returns the losses (without penalties), D's mean logits and each
+    loss-term penalty's unweighted value, averaged over the last update's micro-batches, as tensors
+    on the training device.
     """
     G, D = state.G, state.D
     device = next(G.parameters()).device
-    batch, latent = cfg.train.batch_size, cfg.latent
+    batch, latent, parts = cfg.train.batch_size, cfg.latent, cfg.train.accumulate
 
     for _ in range(cfg.train.n_disc):
-        real, labels = data.sample(batch, state.data_rng)
-        labels = labels.to(device) if cfg.data.conditional else None
-        z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
-        with torch.no_grad():
-            fake = G(z, labels)
-        real = objective.d_input(real.to(device, non_blocking=True), state.step, state.noise_rng)
-        fake = objective.d_input(fake, state.step, state.noise_rng)
-        d = objective.d_totals(D, real, fake, labels, state.noise_rng)
         state.opt_d.zero_grad(set_to_none=True)
-        d.total.backward()
+        d_parts, label_parts = [], []
+        for _ in range(parts):
+            real, labels = data.sample(batch, state.data_rng)
+            labels = labels.to(device) if cfg.data.conditional else None
+            z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
+            with torch.no_grad():
+                fake = G(z, labels)
+            real = objective.d_input(real.to(device, non_blocking=True), state.step, state.noise_rng)
+            fake = objective.d_input(fake, state.step, state.noise_rng)
+            d = objective.d_totals(D, real, fake, labels, state.noise_rng)
+            (d.total / parts).backward()
+            d_parts.append(d)
+            label_parts.append(labels)
         state.opt_d.step()
         apply_constraints(D)
         objective.constrain(D)
 
-    z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
+    state.opt_g.zero_grad(set_to_none=True)
+    g_parts = []
     D.requires_grad_(False)  # the generator's loss needs gradients through D, not for D
     try:
-        fake = objective.d_input(G(z, labels), state.step, state.noise_rng)
-        g = objective.g_totals(G, D(fake, labels))
-        state.opt_g.zero_grad(set_to_none=True)
-        g.total.backward()
+        for labels in label_parts:
+            z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
+            fake = objective.d_input(G(z, labels), state.step, state.noise_rng)
+            g = objective.g_totals(G, D(fake, labels))
+            (g.total / parts).backward()
+            g_parts.append(g)
     finally:
         D.requires_grad_(True)
     state.opt_g.step()
@@ -65,6 +76,13 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     state.step += 1
     if state.ema is not None:
         state.ema.update(G, state.step)
-    stats = {"d_loss": d.loss, "g_loss": g.loss, "d_real": d.real_logits.mean(), "d_fake": d.fake_logits.mean()}
-    stats |= {f"penalty/{name}": value for name, value in (d.terms | g.terms).items()}
-    return {key: value.detach() for key, value in stats.items()}
+    stats = {"d_loss": mean(d.loss for d in d_parts), "g_loss": mean(g.loss for g in g_parts),
+             "d_real": mean(d.real_logits.mean() for d in d_parts), "d_fake": mean(d.fake_logits.mean() for d in d_parts)}
+    stats |= {f"penalty/{name}": mean(d.terms[name] for d in d_parts) for name in d_parts[0].terms}
+    stats |= {f"penalty/{name}": mean(g.terms[name] for g in g_parts) for name in g_parts[0].terms}
+    return stats
+
+
+def mean(values) -> torch.Tensor:
+    """The mean over micro-batches of a logged value (detached)."""
+    return torch.stack([value.detach() for value in values]).mean()
