@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "ganscape"
 TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py", "tests/test_norms.py",
-         "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py"]
+         "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py"]
 
 # (name, file under src/ganscape, exact text, replacement)
 ERRORS = [
@@ -159,6 +159,10 @@ ERRORS = [
     ("weight norm: init bound", "nets/layers.py", "bound = init_factor / math.sqrt(", "bound = init_factor / ("),
     ("treLU: threshold not added back", "nets/layers.py", "return rectified + alpha", "return rectified"),
     ("treLU: slope clamped to [0, 2]", "nets/layers.py", "self.slope.clamp_(0.0, 1.0)", "self.slope.clamp_(0.0, 2.0)"),
+    # BigGAN's standing statistics
+    ("standing: an exponential average", "nets/standing.py",
+     "m.momentum = None  # a cumulative average: each pass counts the same", "pass"),
+    ("standing: the old statistics kept", "nets/standing.py", "m.reset_running_stats()", "pass"),
     # studies: the expected best of k trials, the Sobol mapping, the 2-D objective
     ("study: expected best without the worse scores' term", "study/budget.py",
      "probabilities = ((n - i + 1) / n) ** k - ((n - i) / n) ** k", "probabilities = ((n - i + 1) / n) ** k"),

@@ -36,6 +36,7 @@ from ganscape.errors import CheckpointError, ConfigError
 from ganscape.jsonio import write_json
 from ganscape.metrics.evaluate import generated_batches, seeded_latents
 from ganscape.nets import ARCHITECTURES, ModelSpec, build_discriminator, build_generator
+from ganscape.nets.standing import standing_statistics
 
 FORMAT = "ganscape-model-1"
 CONFIG, WEIGHTS, DISCRIMINATOR, SAMPLES, CARD = ("config.json", "model.safetensors", "discriminator.safetensors",
@@ -92,6 +93,20 @@ class PretrainedGenerator:
         batches = generated_batches(self.net, n, self.spec.latent_dim, self.spec.latent_dist, seed, self.device,
                                     self.spec.num_classes, batch_size, truncation, labels)
         return torch.cat([batch.cpu() for batch in batches])
+
+    def standing_statistics(self, passes: int = 16, batch_size: int = 256, seed: int = 1,
+                            truncation: float | None = None) -> "PretrainedGenerator":
+        """BigGAN's standing statistics: re-estimate the generator's batch-norm statistics from ``passes``
+        batches of latents of ``seed`` (truncated at ``truncation`` to match the samples that follow) with
+        random classes; see ``nets.standing``. Returns the model, to chain with ``sample``."""
+        n = passes * batch_size
+        z = seeded_latents(n, self.spec.latent_dim, self.spec.latent_dist, seed, self.device, truncation)
+        labels = None
+        if self.spec.num_classes:
+            labels = torch.randint(self.spec.num_classes, (n,), generator=torch.Generator().manual_seed(seed))
+            labels = labels.to(self.device)
+        standing_statistics(self.net, z, labels, passes)
+        return self
 
     @torch.no_grad()
     def interpolate(self, steps: int, seed: int = 0, rows: int = 4, classes: tuple | None = None,

@@ -98,6 +98,8 @@ def cmd_sample(args) -> int:
     elif args.classes:
         chosen = model.class_labels(_class_list(args.classes))
         labels = chosen[torch.arange(n) % len(chosen)]
+    if args.standing_stats:
+        model.standing_statistics(args.standing_stats, args.batch_size, seed=args.seed + 1, truncation=args.truncation)
     images = model.sample(n, seed=args.seed, labels=labels, truncation=args.truncation, batch_size=args.batch_size)
     if model.spec.num_classes and labels is None:
         labels = torch.arange(n) % model.spec.num_classes
@@ -188,6 +190,9 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--truncation", type=float, metavar="T",
                         help="redraw every latent coordinate beyond ±T (BigGAN's truncation trick; normal latents)")
     sample.add_argument("--batch-size", type=int, default=256)
+    sample.add_argument("--standing-stats", type=int, metavar="PASSES",
+                        help="first re-estimate G's batch-norm statistics from PASSES batches of other latents "
+                             "(BigGAN's standing statistics)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     sample.set_defaults(func=cmd_sample)
 

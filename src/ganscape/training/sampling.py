@@ -64,24 +64,37 @@ def load_run_generator(run: RunDir, step: int | None = None, ema: bool = True, d
 
 
 def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, num_classes: int = 0,
-             batch: int = 1024) -> torch.Tensor:
+             batch: int = 1024, labels: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` samples from ``G`` in eval mode, with latents from a fixed seed (see ``generated_batches``)."""
     return torch.cat(list(generated_batches(G, n, cfg.latent.dim, cfg.latent.dist, seed, device, num_classes,
-                                            batch)))
+                                            batch, labels=labels)))
+
+
+def grid_classes(num_classes: int, rows: int = 10) -> torch.Tensor:
+    """The class of each row of a conditional run's sample picture: every class when there are at most
+    ``rows``, else ``rows`` classes spread evenly over all of them (ImageNet: 0, 111, 222, ...)."""
+    if num_classes <= rows:
+        return torch.arange(num_classes)
+    return torch.linspace(0, num_classes - 1, rows).round().long()
 
 
 def save_samples(state: GANState, data: Dataset, cfg: Experiment, run: RunDir, log: MetricsLog) -> Path:
     """A picture of the sampling generator's output with the same latents at every step.
 
-    Images: an 8x8 grid. 2-D points: generated and real points over D's logit.
+    Images: an 8x8 grid; for a conditional run, 8 samples of a class per row (``grid_classes``). 2-D
+    points: generated and real points over D's logit.
     """
     device = next(state.G.parameters()).device
     seed = derived_seed(cfg.train.seed, "samples")
     path = run.samples / f"step_{state.step:08d}.png"
     which = "EMA generator" if state.ema is not None else "generator"
     if is_image_data(data):
-        fake = generate(state.sampler, 64, cfg, seed, device, state.spec.num_classes)
-        rgb = with_title(image_grid(fake, columns=8), f"step {state.step}, {which}")
+        classes = grid_classes(state.spec.num_classes) if state.spec.num_classes else None
+        labels = classes.repeat_interleave(8) if classes is not None else None  # 8 samples of a class per row
+        fake = generate(state.sampler, 64 if labels is None else len(labels), cfg, seed, device,
+                        state.spec.num_classes, labels=labels)
+        title = f"step {state.step}, {which}" + ("; a class per row" if classes is not None else "")
+        rgb = with_title(image_grid(fake, columns=8), title)
         save_png(rgb, path)
     else:
         fake = generate(state.sampler, 2000, cfg, seed, device)
