@@ -222,6 +222,15 @@ def test_more_trials_continue_each_groups_sequence_of_points(tmp_path):
     assert top_up(studies, spec, 5) == 3 * 4 and top_up(studies, spec, 5) == 0
     for _, study in studies:
         assert [t.system_attrs["fixed_params"] for t in study.get_trials()] == sobol_points(spec, 0, 5)
+    # A trial lost and queued again keeps its point; the next top-up goes on with point 5, not 6.
+    from ganscape.study.engine import claim, requeue
+
+    group, study = studies[0]
+    lost = claim(study)
+    assert requeue(study, lost, "its worker stopped (killed or lost)")
+    assert top_up(studies, spec, 6) == 4
+    fixed = [t.system_attrs["fixed_params"] for t in study.get_trials()]
+    assert fixed[5] == fixed[0] and fixed[6] == sobol_points(spec, 5, 1)[0]
 
 
 def test_an_evaluation_callback_that_says_stop_ends_the_run_with_a_checkpoint(tiny):

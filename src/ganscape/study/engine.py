@@ -152,8 +152,9 @@ def study_name(spec: StudySpec, group: dict) -> str:
 
 
 def enqueue(study, spec: StudySpec, group: dict, count: int) -> None:
-    """Queue ``count`` more trials of ``group``; their numbers continue the group's sequence of points."""
-    start = len(study.get_trials(deepcopy=False))
+    """Queue ``count`` more trials of ``group``; they take the next points of the group's sequence (a retry
+    reuses its trial's point, so retries do not count)."""
+    start = sum(1 for t in study.get_trials(deepcopy=False) if "retry_of" not in t.user_attrs)
     for params in queued_params(spec, start, count):
         study.enqueue_trial(params or {}, user_attrs={"group": group, "group_label": group_label(group)})
 
@@ -260,9 +261,9 @@ def requeue(study, trial, reason: str) -> bool:
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     failed = study._storage.get_trial(trial._trial_id)
-    study.enqueue_trial(failed.params, user_attrs={k: v for k, v in failed.user_attrs.items()
-                                                   if k in ("group", "group_label", "run_prefix")}
-                        | {"retry_of": trial.number})
+    params = failed.params or failed.system_attrs.get("fixed_params", {})  # lost before it drew its parameters
+    kept = {k: v for k, v in failed.user_attrs.items() if k in ("group", "group_label", "run_prefix")}
+    study.enqueue_trial(params, user_attrs=kept | {"retry_of": trial.number})
     return True
 
 
