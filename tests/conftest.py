@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -7,3 +8,12 @@ def tiny(tmp_path):
     return [f"run.root={tmp_path / 'runs'}", "run.name=tiny", "train.steps=40", "train.batch_size=64",
             "g.width=32", "d.width=32", "g.depth=2", "d.depth=2", "eval.samples=500", "eval.every=20",
             "log.every=10", "log.samples_every=20", "checkpoint.every=10", "log.tensorboard=false"]
+
+
+@pytest.fixture
+def float64():
+    """Float64 as the default dtype for the test (formula checks to 1e-12), restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

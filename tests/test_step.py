@@ -29,15 +29,8 @@ from ganscape.training.state import GANState
 from ganscape.training.step import train_step
 
 DIM, LATENT, CLASSES, BATCH = 3, 2, 3, 16
-pytestmark = pytest.mark.filterwarnings("ignore::ganscape.errors.ConfigWarning")  # e.g. wgan without constraint
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = [pytest.mark.filterwarnings("ignore::ganscape.errors.ConfigWarning"),  # e.g. wgan without constraint
+              pytest.mark.usefixtures("float64")]
 
 
 class Blobs:

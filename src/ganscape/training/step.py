@@ -84,5 +84,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
 
 
 def mean(values) -> torch.Tensor:
-    """The mean over micro-batches of a logged value (detached)."""
-    return torch.stack([value.detach() for value in values]).mean()
+    """The mean over micro-batches of a logged value (detached); one micro-batch's value as it is, since this
+    runs every step."""
+    values = [value.detach() for value in values]
+    return values[0] if len(values) == 1 else torch.stack(values).mean()
