@@ -21,7 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "ganscape"
 TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py", "tests/test_norms.py",
-         "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py"]
+         "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py",
+         "tests/test_biggan_layers.py"]
 
 # (name, file under src/ganscape, exact text, replacement)
 ERRORS = [
@@ -163,6 +164,15 @@ ERRORS = [
     ("standing: an exponential average", "nets/standing.py",
      "m.momentum = None  # a cumulative average: each pass counts the same", "pass"),
     ("standing: the old statistics kept", "nets/standing.py", "m.reset_running_stats()", "pass"),
+    # BigGAN's layers
+    ("attention: softmax over the queries", "nets/attention.py", "torch.softmax(q.transpose(1, 2) @ k, dim=-1)",
+     "torch.softmax(q.transpose(1, 2) @ k, dim=1)"),
+    ("attention: no residual", "nets/attention.py", "return x + self.gamma * self.out(attended)",
+     "return self.gamma * self.out(attended)"),
+    ("conditional bn: gain without its 1", "nets/conditional_norm.py", "gain = 1 + self.gain(condition)",
+     "gain = self.gain(condition)"),
+    ("conditional bn: bias from the gain map", "nets/conditional_norm.py", "bias = self.bias(condition)",
+     "bias = self.gain(condition)"),
     # studies: the expected best of k trials, the Sobol mapping, the 2-D objective
     ("study: expected best without the worse scores' term", "study/budget.py",
      "probabilities = ((n - i + 1) / n) ** k - ((n - i) / n) ** k", "probabilities = ((n - i + 1) / n) ** k"),
