@@ -60,8 +60,8 @@ def test_objective_sorts_penalties_by_kind_with_their_weights():
     (["penalty.weight=1"], r"penalty=wgan_gp:1,l2:0.01 on the command line"),
     (["penalty.r1=1"], r"list penalties with their weights, e.g. penalty=r1:1"),
     (["penalty.pixel_scale=pixels"], r"penalty.pixel_scale: unknown choice 'pixels'.*Valid: data, unit"),
-    (["g.norm=spectral"], r"g.norm: 'spectral' is a discriminator normalization; for the generator use one of: "
-                          r"batch, none, weight"),
+    (["g.norm=layer"], r"g.norm: 'layer' is a discriminator normalization; for the generator use one of: "
+                       r"batch, none, spectral, weight"),
     (["d.norm=instance"], r"instance normalization needs spatial feature maps"),
     (["d.norm=group"], r"d.norm: unknown choice 'group'.*Valid: batch, instance, layer, none, spectral, weight"),
 ])

@@ -226,11 +226,17 @@ def run_model(run, step: int | None = None, raw: bool = False, device: str | tor
 def export_run(run, out: str | Path, step: int | None = None, raw: bool = False,
                with_discriminator: bool = False) -> Path:
     """Export a run's generator (and optionally D) as a model folder: ``ganscape export``."""
+    out = check_model_folder(out)
+    model, D = run_model(run, step, raw, with_discriminator=with_discriminator)
+    return model.save_pretrained(out, D)
+
+
+def check_model_folder(out: str | Path) -> Path:
+    """``out`` as a place to write a model folder: new, empty, or an earlier model folder (overwritten)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / CONFIG).is_file():
         raise ConfigError(f"{out} is not empty and holds no exported model; choose another --out.")
-    model, D = run_model(run, step, raw, with_discriminator=with_discriminator)
-    return model.save_pretrained(out, D)
+    return out
 
 
 # ---------------------------------------------------------------- loading
@@ -377,10 +383,12 @@ def write_card(model: PretrainedGenerator, out: Path) -> None:
     classes = (f"{spec.num_classes} classes ({', '.join(spec.class_names[:10])}"
                f"{', ...' if spec.num_classes > 10 else ''})" if spec.num_classes else "unconditional")
     picture = f"![samples]({SAMPLES})\n\n" if len(spec.shape) == 3 else ""
-    summary = (f"A {config['architecture']} generator ({config['weights']} weights) trained with ganscape on "
-               f"{(provenance.get('data') or {}).get('name', 'unknown data')} for {provenance.get('step', '?')} of "
-               f"{provenance.get('steps', '?')} steps, {provenance.get('loss', '?')} loss. It makes samples of shape "
-               f"{tuple(spec.shape)} from {spec.latent_dist} latents of {spec.latent_dim} dimensions, {classes}.")
+    imported = provenance.get("imported")
+    origin = (f"converted from {imported['from']} weights ({', '.join(imported['files'])})" if imported else
+              f"trained with ganscape on {(provenance.get('data') or {}).get('name', 'unknown data')} for "
+              f"{provenance.get('step', '?')} of {provenance.get('steps', '?')} steps, {provenance.get('loss', '?')} loss")
+    summary = (f"A {config['architecture']} generator ({config['weights']} weights) {origin}. It makes samples of "
+               f"shape {tuple(spec.shape)} from {spec.latent_dist} latents of {spec.latent_dim} dimensions, {classes}.")
     card = f"""---
 library_name: ganscape
 tags: [gan, generative-adversarial-network, ganscape, {config['architecture']}]

@@ -4,6 +4,7 @@
     ganscape sample MODEL --n N [--seed S] [--classes 0,3,7 | --per-class K] [--truncation T] --out grid.png|DIR/|x.npz
     ganscape interpolate MODEL --steps K [--rows R] [--classes A,B] [--seed S] --out strip.png|anim.gif
     ganscape fid A B [--metrics fid,kid,pr,is] [--samples N] [--out result.json]
+    ganscape import biggan-pytorch G.pth [--G-ema G_ema.pth] [--D D.pth] [--config PRESET] [key=value ...] --out DIR
 
 MODEL is an exported model folder, a run directory or a Hugging Face Hub repository id.
 """
@@ -158,8 +159,18 @@ def cmd_fid(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from ganscape.importers import import_biggan_pytorch
+
+    out = import_biggan_pytorch(args.weights, args.out, args.config, args.overrides, ema=args.G_ema,
+                                discriminator=args.D, resolution=args.resolution, classes=args.classes)
+    print(f"converted {args.weights}{' and ' + args.G_ema if args.G_ema else ''}{' and ' + args.D if args.D else ''} "
+          f"into {out}")
+    return 0
+
+
 def add_model_parsers(commands: argparse._SubParsersAction) -> None:
-    """Register ``export``, ``sample``, ``interpolate`` and ``fid`` on the command's subparsers."""
+    """Register ``export``, ``sample``, ``interpolate``, ``fid`` and ``import`` on the command's subparsers."""
     model_help = "an exported model folder, a run directory, or a Hugging Face Hub repository id (owner/name)"
 
     export = commands.add_parser(
@@ -175,6 +186,26 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--push-to-hub", metavar="OWNER/NAME", help="then upload the folder to this Hub repository")
     export.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     export.set_defaults(func=cmd_export)
+
+    importer = commands.add_parser(
+        "import", help="convert weights trained elsewhere (BigGAN-PyTorch) into a model folder",
+        description="Convert the state dicts that BigGAN-PyTorch saves (G.pth, G_ema.pth, D.pth) into a model folder "
+                    "as 'ganscape export' writes it. The networks are those of --config (a preset or YAML file) and "
+                    "the overrides, which must state the settings the weights were trained with: e.g. --config "
+                    "biggan_imagenet128 for launch_BigGAN_bs256x8.sh. Files are read without running code from them "
+                    "(torch.load weights_only); a key without its place in the network, or a place without its key, "
+                    "is refused by name.")
+    importer.add_argument("source", choices=["biggan-pytorch"], help="where the weights come from")
+    importer.add_argument("weights", metavar="G.pth", help="the generator's state dict")
+    importer.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. g.width=64")
+    importer.add_argument("--G-ema", dest="G_ema", metavar="G_ema.pth",
+                          help="the EMA generator's state dict: exported instead of G (BigGAN samples with it)")
+    importer.add_argument("--D", metavar="D.pth", help="the discriminator's state dict, exported beside G")
+    importer.add_argument("--config", metavar="PRESET", help="preset or YAML file with the networks' settings")
+    importer.add_argument("--resolution", type=int, default=0, help="image size (default: the config's data.resolution)")
+    importer.add_argument("--classes", type=int, default=1000, help="number of classes (default: %(default)s)")
+    importer.add_argument("--out", required=True, help="the model folder to write")
+    importer.set_defaults(func=cmd_import)
 
     sample = commands.add_parser(
         "sample", help="draw samples of a trained generator",

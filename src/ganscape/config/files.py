@@ -171,6 +171,8 @@ def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
         if getattr(cfg, net).norm == "instance" and getattr(cfg, net).arch == "mlp":
             errors.append(f"{net}.norm: instance normalization needs spatial feature maps, and the mlp has none; "
                           "use layer or batch.")
+    for net in ("g", "d"):
+        errors += _settings_problems(net, getattr(cfg, net))
     decoded = decoded_datasets()
     if cfg.data.crop != "resize" and cfg.data.name not in decoded:
         errors.append(f"data.crop={cfg.data.crop} applies to data sets decoded from image files "
@@ -192,6 +194,23 @@ def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
     if cfg.penalty.pixel_scale != "data" and not any(penalties[n].gradient_penalty for n in names):
         advice.append(f"penalty.pixel_scale={cfg.penalty.pixel_scale} has no effect without a gradient penalty.")
     return errors, advice
+
+
+def _settings_problems(net: str, net_cfg) -> list[str]:
+    """Architecture sections set for a network whose architecture does not read them."""
+    from ganscape.nets import ARCHITECTURES
+
+    if net_cfg.arch not in ARCHITECTURES:
+        return []
+    problems = []
+    for f in dataclasses.fields(net_cfg):
+        section = getattr(net_cfg, f.name)
+        if dataclasses.is_dataclass(section) and ARCHITECTURES[net_cfg.arch].settings != f.name:
+            if section != type(section)():
+                readers = sorted(name for name, a in ARCHITECTURES.items() if a.settings == f.name)
+                problems.append(f"{net}.{f.name}.* are settings of {', '.join(readers)}, and {net}.arch is "
+                                f"{net_cfg.arch}; remove them or choose one of those architectures.")
+    return problems
 
 
 def upgrade_written_config(tree: dict, path: Path) -> dict:

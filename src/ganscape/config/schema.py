@@ -109,12 +109,37 @@ class LatentConfig:
     dist: str = field(default="normal", metadata=_choices(lambda: LATENT_DISTRIBUTIONS))
 
 
+BIGGAN_INITS = {"ortho": "orthogonal (BigGAN)", "N02": "N(0, 0.02) (BigGAN's CIFAR script)",
+                "xavier": "Xavier/Glorot uniform"}
+
+
+@dataclass
+class BigGANConfig:
+    """The settings of the ``biggan`` and ``biggan_deep`` architectures, as ``g.biggan.*`` and ``d.biggan.*``.
+
+    The defaults are BigGAN's ImageNet settings (BigGAN-PyTorch's ``launch_BigGAN_bs256x8.sh``).
+    ``shared_dim``, ``hierarchical`` and ``bn_eps`` concern G only; ``sn_eps`` applies where
+    ``norm=spectral``.
+    """
+
+    attention: list[int] = field(default_factory=lambda: [64], metadata={"min": 4, "max": 1024})  # resolutions with self-attention
+    shared_dim: int = field(default=128, metadata={"min": 0, "max": 1 << 16})  # shared class embedding; 0: one per block
+    hierarchical: bool = True  # split z over G's input and its blocks
+    init: str = field(default="ortho", metadata=_choices(lambda: BIGGAN_INITS))
+    sn_eps: float = field(default=1e-6, metadata={"above": 0.0, "below": 1.0})
+    bn_eps: float = field(default=1e-5, metadata={"above": 0.0, "below": 1.0})
+
+
 @dataclass
 class NetConfig:
+    """One network: its architecture, the width and depth it reads, its normalization, and the typed
+    settings of the architectures that have their own (``Architecture.settings`` names the section)."""
+
     arch: str = field(default="mlp", metadata=_choices(_architectures))
     width: int = field(default=256, metadata={"min": 1, "max": 1 << 16})
     depth: int = field(default=2, metadata={"min": 1, "max": 256})
     norm: str = field(default="none", metadata=_choices(norm_registry))
+    biggan: BigGANConfig = field(default_factory=BigGANConfig)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ganscape.errors import lookup
-from ganscape.nets import dcgan, resnet, sndcgan, wn_resnet
+from ganscape.nets import biggan, dcgan, resnet, sndcgan, wn_resnet
 from ganscape.nets.layers import NORMS
 from ganscape.nets.mlp import MLPDiscriminator, MLPGenerator
 from ganscape.nets.spec import ModelSpec
@@ -29,13 +29,16 @@ class Architecture:
 
     ``generator(net_cfg, latent_dim, shape, num_classes) -> G`` and
     ``discriminator(net_cfg, shape, num_classes) -> D``, where ``net_cfg`` is the ``NetConfig``
-    (``width``, ``depth``, ``norm``), ``shape`` the shape of one sample and ``num_classes`` the
-    number of classes to condition on (0: unconditional).
+    (``width``, ``depth``, ``norm`` and the architectures' own sections), ``shape`` the shape of one
+    sample and ``num_classes`` the number of classes to condition on (0: unconditional).
+    ``settings`` names the ``NetConfig`` section holding the architecture's own typed settings
+    (empty: it has none, and setting any such section for it is an error).
     """
 
     generator: Callable[..., nn.Module]
     discriminator: Callable[..., nn.Module]
     description: str = ""
+    settings: str = ""
 
 
 def _mlp_generator(cfg, latent_dim, shape, num_classes):
@@ -58,6 +61,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                              "GAN Landscape ResNet19, 128x128 (width 64)"),
     "wn_resnet": Architecture(wn_resnet.generator, wn_resnet.discriminator,
                               "Xiang & Li weight-normalized ResNet, depth blocks per level (width 64, depth 1)"),
+    "biggan": Architecture(biggan.generator, biggan.discriminator,
+                           "BigGAN, 32-256 px (width = ch: 64 CIFAR, 96 ImageNet); settings in g/d.biggan", "biggan"),
+    "biggan_deep": Architecture(biggan.deep_generator, biggan.deep_discriminator,
+                                "BigGAN-deep, 32-256 px, depth blocks per resolution (ch 128, depth 2)", "biggan"),
 }
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganscape.nets.common import class_embedding
+
 
 class ConditionalBatchNorm2d(nn.Module):
     """BN(x) * (1 + gain(condition)) + bias(condition); ``condition`` is a vector per sample (``condition_dim``
@@ -32,6 +34,8 @@ class ConditionalBatchNorm2d(nn.Module):
         self.norm = nn.BatchNorm2d(channels, eps=eps, momentum=momentum, affine=False)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        gain = 1 + self.gain(condition)
-        bias = self.bias(condition)
+        if isinstance(self.gain, nn.Embedding):  # labels, or class mixtures (N, classes)
+            gain, bias = 1 + class_embedding(self.gain, condition), class_embedding(self.bias, condition)
+        else:
+            gain, bias = 1 + self.gain(condition), self.bias(condition)
         return self.norm(x) * gain[:, :, None, None] + bias[:, :, None, None]

@@ -27,6 +27,8 @@ def _forward_with_weight(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor
     """Run ``layer``'s own operation (linear, convolution or transposed convolution) with ``weight``."""
     if isinstance(layer, nn.Linear):
         return F.linear(x, weight, layer.bias)
+    if isinstance(layer, nn.Embedding):
+        return x.to(weight.dtype) @ weight if x.is_floating_point() else F.embedding(x, weight)
     if isinstance(layer, nn.ConvTranspose2d):
         return F.conv_transpose2d(x, weight, layer.bias, layer.stride, layer.padding, layer.output_padding,
                                   layer.groups, layer.dilation)
@@ -69,37 +71,38 @@ class SpectralNorm(_ReparametrizedWeight):
     sigma(W) is the largest singular value of the weight matrix W (out_features x fan_in), so each
     layer is 1-Lipschitz in that matrix norm and D's Lipschitz constant is bounded. sigma is
     estimated by power iteration on a persistent left singular vector ``u`` (a buffer, so it is
-    saved in checkpoints and resumes exactly). In training mode every forward first refines ``u``::
+    saved in checkpoints and resumes exactly). Every forward runs Algorithm 1 of the paper from the
+    stored ``u`` (``n_power_iterations`` times, without gradient)::
 
-        v = normalize(W^T u),  u = normalize(W v)      (n_power_iterations times, without gradient)
+        v = normalize(W^T u),  u' = normalize(W v),  sigma = u'^T W v
 
-    and then uses v = normalize(W^T u) and sigma = u^T W v. Gradients flow through W only, with u
-    and v held constant, as in the paper. In eval mode ``u`` is left unchanged. One iteration per
-    step suffices because W changes little between steps, so ``u`` stays close to the top vector.
+    and in training mode stores u' as the new ``u``; in eval mode ``u`` is left unchanged. This is
+    also what compare_gan and BigGAN-PyTorch compute, in both modes, so their published weights give
+    the same outputs here. Gradients flow through W only, with u' and v held constant, as in the
+    paper. One iteration per step suffices because W changes little between steps, so ``u`` stays
+    close to the top vector. ``eps`` guards the normalisations against a zero vector (BigGAN: 1e-6).
     """
 
-    eps = 1e-12  # guards the normalisations against a zero vector
-
-    def __init__(self, *args, n_power_iterations: int = 1, **kwargs):
+    def __init__(self, *args, n_power_iterations: int = 1, eps: float = 1e-12, **kwargs):
         super().__init__(*args, **kwargs)
         self.n_power_iterations = n_power_iterations
+        self.eps = eps
         u = self.weight.new_empty(self.weight.shape[self.out_dim]).normal_()
         self.register_buffer("u", F.normalize(u, dim=0, eps=self.eps))
 
     @torch.no_grad()
     def _singular_vectors(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(u, v) for sigma = u^T W v, after refining and storing ``u`` in training mode.
+        """(u', v) for sigma = u'^T W v, after storing u' as ``u`` in training mode.
 
-        ``u`` is returned as a copy: the next forward overwrites the buffer in place, which must not
+        ``u'`` is a new tensor: the next forward overwrites the buffer in place, which must not
         disturb a graph that still needs this step's value for its backward pass.
         """
-        u = self.u.clone()
+        u = self.u
+        for _ in range(self.n_power_iterations):
+            v = F.normalize(w.mT @ u, dim=0, eps=self.eps)
+            u = F.normalize(w @ v, dim=0, eps=self.eps)
         if self.training:
-            for _ in range(self.n_power_iterations):
-                v = F.normalize(w.mT @ u, dim=0, eps=self.eps)
-                u = F.normalize(w @ v, dim=0, eps=self.eps)
             self.u.copy_(u)
-        v = F.normalize(w.mT @ u, dim=0, eps=self.eps)
         return u, v
 
     def normalized_weight(self) -> torch.Tensor:
@@ -107,6 +110,9 @@ class SpectralNorm(_ReparametrizedWeight):
         u, v = self._singular_vectors(w.detach())
         sigma = torch.dot(u, w @ v)
         return self.weight / sigma
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sn_eps={self.eps:g}"
 
 
 class SNLinear(SpectralNorm, nn.Linear):
@@ -119,6 +125,11 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
 
 class SNConvTranspose2d(SpectralNorm, nn.ConvTranspose2d):
     """nn.ConvTranspose2d with spectral normalization of the weight as (out_ch, in_ch * kh * kw)."""
+
+
+class SNEmbedding(SpectralNorm, nn.Embedding):
+    """nn.Embedding with spectral normalization of its (classes, dim) table, as BigGAN's projection D uses.
+    Float inputs (N, classes) are class mixtures: their weighted sum of rows."""
 
 
 class WeightNorm(_ReparametrizedWeight):
@@ -315,7 +326,7 @@ def translated_prelu(num_features: int, default_factory: Callable[[], nn.Module]
 class Normalization:
     name: str
     description: str
-    for_generator: bool  # allowed in G (none, batch, weight); D accepts every normalization
+    for_generator: bool  # allowed in G (none, batch, spectral, weight); D accepts every normalization
     linear: Callable[..., nn.Module]  # (in_features, out_features, last=False)
     conv: Callable[..., nn.Module]  # (in_ch, out_ch, kernel_size, stride=1, padding=0, last=False)
     conv_transpose: Callable[..., nn.Module]  # (in_ch, out_ch, kernel_size, stride=1, padding=0, last=False)
@@ -334,7 +345,7 @@ NORMS: dict[str, Normalization] = {
                       feature_norm=layer_norm, activation=default_activation),
         Normalization("instance", "instance normalization after each hidden conv layer (D only)", False,
                       **PLAIN_LAYERS, feature_norm=instance_norm, activation=default_activation),
-        Normalization("spectral", "spectral normalization of every weight layer (D only)", False,
+        Normalization("spectral", "spectral normalization of every weight layer (in G too, as in BigGAN)", True,
                       **SPECTRAL_LAYERS, feature_norm=no_feature_norm, activation=default_activation),
         Normalization("weight", "Xiang & Li weight normalization with translated PReLUs", True,
                       **WEIGHT_NORM_LAYERS, feature_norm=no_feature_norm, activation=translated_prelu),

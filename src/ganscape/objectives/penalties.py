@@ -176,7 +176,11 @@ def orthogonal(G: nn.Module) -> Tensor:
     filters towards mutual orthogonality without pinning their norms to 1 as the full
     ``||W W^T - I||^2`` does, which Brock et al. found keeps G amenable to the truncation trick
     without over-constraining it. Parameters of ``nn.Embedding`` modules (class embeddings) are
-    excluded, as in BigGAN.
+    excluded: BigGAN-PyTorch excludes its shared embedding ``G.shared`` and notes that every embedding
+    should be; with a shared embedding (the ImageNet settings) that is the same set, and without one
+    (the CIFAR script, which sets no orthogonal regularization) the per-class batch-norm gains and
+    biases are left out here and regularised there. Spectrally normalised layers are regularised
+    through their raw weight, as there.
 
     BigGAN-PyTorch adds the hand-written gradient ``beta * 2 (W W^T ⊙ (1 - I)) W``; the gradient of
     this loss is ``4 (W W^T ⊙ (1 - I)) W``, so their update equals beta / 2 times this loss.
