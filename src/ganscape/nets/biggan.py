@@ -169,6 +169,7 @@ class DBlock(nn.Module):
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv_sc is None:
             return x
+        # Pooling and a 1x1 conv commute; the reference's order is kept so that its weights give its floats.
         return self._pool(self.conv_sc(x)) if self.preactivation else self.conv_sc(self._pool(x))
 
     def forward(self, x: torch.Tensor, condition=None) -> torch.Tensor:
