@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "ganscape"
 TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py", "tests/test_norms.py",
          "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py",
-         "tests/test_biggan_layers.py", "tests/test_biggan.py", "tests/test_import_biggan_pytorch.py"]
+         "tests/test_biggan_layers.py", "tests/test_biggan.py", "tests/test_import_biggan_pytorch.py",
+         "tests/test_fast_step.py", "tests/test_training.py"]
 
 # (name, file under src/ganscape, exact text, replacement)
 ERRORS = [
@@ -144,6 +145,23 @@ ERRORS = [
      "(G.parameters(), cfg.d_opt)"),
     ("state: EMA start ignored", "training/state.py", "EMA(G, cfg.train.ema, cfg.train.ema_start)",
      "EMA(G, cfg.train.ema, 0)"),
+    # the fast step: one D call, no host reads, float32 where it matters, compilation, layout
+    ("objective: fused logits swapped", "objectives/objective.py",
+     "real_logits, fake_logits = at_least_float32(both).split(", "fake_logits, real_logits = at_least_float32(both).split("),
+    ("state: fused D call despite batch norm", "training/state.py", "fused_d = cfg.train.fused_d and not mixes_samples(D)",
+     "fused_d = cfg.train.fused_d"),
+    ("objective: logits left in bf16", "objectives/objective.py",
+     "return x.to(torch.promote_types(x.dtype, torch.float32))", "return x"),
+    ("spectral: power iteration under autocast", "nets/layers.py",
+     "with torch.autocast(self.weight.device.type, enabled=False):", "with torch.autocast(self.weight.device.type):"),
+    ("step: a loss read on the host", "training/step.py", "            (d.total / parts).backward()\n",
+     "            (d.total / parts).backward()\n            float(d.loss)\n"),
+    ("step: penalties through the compiled D", "training/step.py", "penalty_D=D)", "penalty_D=state.D_forward)"),
+    ("speed: tf32 left on after the run", "training/speed.py",
+     "torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous", "pass"),
+    ("resnet: unpool drops the NHWC layout", "nets/resnet.py", ".contiguous(memory_format=memory_format_of(x))", ""),
+    ("monitor: later bad steps replace the first", "training/divergence.py",
+     "newly_bad = (self.first_bad < 0) & ~torch.isfinite(values).all()", "newly_bad = ~torch.isfinite(values).all()"),
     # spectral and weight normalization, translated ReLU
     ("spectral: u never stored", "nets/layers.py", "self.u.copy_(u)", "pass"),
     ("spectral: u stored in eval mode too", "nets/layers.py", "        if self.training:\n            self.u.copy_",

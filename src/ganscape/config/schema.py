@@ -61,6 +61,12 @@ def _optimizers():
     return OPTIMIZERS
 
 
+def _speed():
+    from ganscape.training import speed
+
+    return speed
+
+
 def _metrics():
     from ganscape.metrics import METRICS
 
@@ -226,6 +232,10 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"pattern": (r"auto|cpu|cuda(:\d+)?|mps",
                                                               "auto, cpu, cuda, cuda:N or mps")})
     threads: int = field(default=0, metadata={"min": 0, "max": 4096})  # CPU threads; 0: auto (see README)
+    fused_d: bool = True  # one D call on real and generated batches together, when D has no batch norm
+    precision: str = field(default="fp32", metadata=_choices(lambda: _speed().PRECISIONS))
+    compile: str = field(default="", metadata=_choices(lambda: _speed().COMPILERS))  # torch.compile backend
+    channels_last: bool = False  # NHWC layout for image networks and batches
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ganscape.nets.mlp import MLPDiscriminator, MLPGenerator
 from ganscape.nets.spec import ModelSpec
 
 __all__ = ["ARCHITECTURES", "Architecture", "ModelSpec", "build_discriminator", "build_generator", "count_parameters",
-           "sample_latent", "truncated_normal", "weight_layers"]
+           "mixes_samples", "sample_latent", "truncated_normal", "weight_layers"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,12 @@ def build_discriminator(net_cfg, spec: ModelSpec) -> nn.Module:
     """The discriminator that ``net_cfg`` describes for ``spec``."""
     arch = lookup(ARCHITECTURES, net_cfg.arch, "architecture")
     return arch.discriminator(net_cfg, tuple(spec.shape), spec.num_classes)
+
+
+def mixes_samples(module: nn.Module) -> bool:
+    """Whether ``module``'s output for one sample depends on the others in its batch (batch norm, in
+    training): then real and generated batches must go through D in separate calls."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -23,6 +23,13 @@ from torch import nn
 from ganscape.errors import ConfigError
 
 
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when ``x`` is stored NHWC (and not also NCHW, as 1-channel maps are), else contiguous."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _forward_with_weight(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Run ``layer``'s own operation (linear, convolution or transposed convolution) with ``weight``."""
     if isinstance(layer, nn.Linear):
@@ -106,10 +113,11 @@ class SpectralNorm(_ReparametrizedWeight):
         return u, v
 
     def normalized_weight(self) -> torch.Tensor:
-        w = self.weight_matrix()
-        u, v = self._singular_vectors(w.detach())
-        sigma = torch.dot(u, w @ v)
-        return self.weight / sigma
+        with torch.autocast(self.weight.device.type, enabled=False):  # sigma in the weight's precision
+            w = self.weight_matrix()
+            u, v = self._singular_vectors(w.detach())
+            sigma = torch.dot(u, w @ v)
+            return self.weight / sigma
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, sn_eps={self.eps:g}"

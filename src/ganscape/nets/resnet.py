@@ -40,13 +40,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganscape.nets.common import LatentInput, ProjectionHead, check_divisible, norm_of, normal_init_
-from ganscape.nets.layers import Normalization
+from ganscape.nets.layers import Normalization, memory_format_of
 
 
 def unpool(x: torch.Tensor) -> torch.Tensor:
     """Zero-insertion unpooling: (N, C, H, W) -> (N, C, 2H, 2W) with x at even rows and columns."""
     n, c, h, w = x.shape
-    out = x.new_zeros(n, c, 2 * h, 2 * w)
+    out = x.new_zeros(n, c, 2 * h, 2 * w).contiguous(memory_format=memory_format_of(x))  # NHWC stays NHWC
     out[:, :, ::2, ::2] = x
     return out
 

@@ -33,6 +33,11 @@ from ganscape.objectives.penalties import (D_CONSTRAINT, D_INPUT, D_LOSS, DATA_S
 Tensor = torch.Tensor
 
 
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is in a lower precision (bf16, fp16); float32 and float64 as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 @dataclass(frozen=True)
 class Totals:
     """One player's objective at one step: ``total`` is minimised; ``loss`` is the GAN loss alone;
@@ -91,20 +96,31 @@ class Objective:
         return total, terms
 
     def d_totals(self, D: Callable[..., Tensor], real: Tensor, fake: Tensor, labels: Tensor | None,
-                      generator: torch.Generator | None) -> Totals:
+                 generator: torch.Generator | None, fused: bool = False,
+                 penalty_D: Callable[..., Tensor] | None = None) -> Totals:
         """D's objective on ``real`` and ``fake`` as D sees them (see ``d_input``).
 
         ``fake`` may keep its graph to G (the dynamics need how D's objective changes with G);
-        the penalties detach the points they are evaluated at.
+        the penalties detach the points they are evaluated at. ``fused``: one call of D on the real
+        and generated batches concatenated (the same logits when D has no batch-dependent layer, and
+        faster; a spectrally normalised D then refines its u once per update, as BigGAN-PyTorch's
+        ``G_D`` does, instead of once per call). ``penalty_D`` evaluates the penalties (default ``D``):
+        an eager D where ``D`` is compiled, since torch.compile does not take double backward.
+        Logits reach the loss in float32 at least, whatever precision D ran in (bf16 autocast).
         """
-        real_logits, fake_logits = D(real, labels), D(fake, labels)
+        if fused:
+            both = D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]))
+            real_logits, fake_logits = at_least_float32(both).split([len(real), len(fake)])
+        else:
+            real_logits, fake_logits = at_least_float32(D(real, labels)), at_least_float32(D(fake, labels))
         loss = self.loss.d_loss(real_logits, fake_logits)
-        inputs = PenaltyInputs(D, None, real, fake, labels, generator, self.scale)
+        inputs = PenaltyInputs(penalty_D or D, None, real, fake, labels, generator, self.scale)
         total, terms = self._weighted(D_LOSS, inputs, loss)
         return Totals(total, loss, terms, real_logits, fake_logits)
 
     def g_totals(self, G: nn.Module | None, fake_logits: Tensor) -> Totals:
-        """G's objective from D's logits of the generated batch (as D saw it)."""
+        """G's objective from D's logits of the generated batch (as D saw it), in float32 at least."""
+        fake_logits = at_least_float32(fake_logits)
         loss = self.loss.g_loss(fake_logits)
         inputs = PenaltyInputs(None, G, None, None, None, None, self.scale)
         total, terms = self._weighted(G_LOSS, inputs, loss)

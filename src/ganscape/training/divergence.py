@@ -1,8 +1,9 @@
 """Catching a diverging run: non-finite losses, parameters, EMA weights or optimizer state.
 
-The losses are checked after every step (they are read from the device for the log anyway); the
-whole state, which is larger, at every log step and before every checkpoint, so that a broken state
-never replaces a good checkpoint. The diagnosis names the step, the quantities and the newest
+Every step's values (losses, penalties) are checked on the device and read at log, checkpoint, picture
+and evaluation steps (``LossMonitor``), which still names the first bad step; the whole state, which is
+larger, at every log step and before every checkpoint, so that a broken state never replaces a good
+checkpoint. The diagnosis names the step, the quantities and the newest
 checkpoint that is intact.
 """
 
@@ -54,13 +55,43 @@ def diverged(step: int, what: list[str], folder) -> DivergenceError:
     return DivergenceError(f"training diverged at step {step}: {shown}. {last_intact_checkpoint(folder)} {ADVICE}")
 
 
-def check_losses(values: dict[str, float], state: GANState, folder) -> None:
-    """Stop with a diagnosis when a logged value (a loss, a penalty) is NaN or infinite."""
-    bad = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
-    if bad:
-        params = [name for name in nonfinite_state(state) if name.startswith(("G.", "D."))]
-        raise diverged(state.step, bad + ([f"non-finite parameters {', '.join(params[:5])}"] if params else []),
-                       folder)
+class LossMonitor:
+    """The values a step returns (losses, penalties, logits), kept on the training device and read only when
+    asked (at log, checkpoint, picture and evaluation steps), so that steps never wait for the device.
+
+    The non-finite check stays exact: every step folds "not all finite" into an on-device record of the
+    first such step and its values, which ``read`` turns into the diagnosis.
+    """
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.latest: torch.Tensor | None = None
+        self.first_bad: torch.Tensor | None = None  # step number, -1 while every value was finite
+        self.bad_values: torch.Tensor | None = None
+
+    def record(self, step: int, stats: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([value.float() for value in stats.values()])
+        if self.latest is None:
+            self.names = list(stats)
+            self.first_bad = torch.full((), -1, dtype=torch.int64, device=values.device)
+            self.bad_values = torch.zeros_like(values)
+        newly_bad = (self.first_bad < 0) & ~torch.isfinite(values).all()
+        self.first_bad = torch.where(newly_bad, step, self.first_bad)
+        self.bad_values = torch.where(newly_bad, values, self.bad_values)
+        self.latest = values
+
+    def read(self, state: GANState, folder) -> dict[str, float]:
+        """The latest step's values; stops with a diagnosis naming the first step whose values were not all
+        finite (the networks' non-finite parameters too)."""
+        latest, first_bad, bad = (self.latest.tolist(), int(self.first_bad.item()), self.bad_values.tolist())
+        if first_bad >= 0:
+            what = [f"{name} = {value}" for name, value in zip(self.names, bad) if not math.isfinite(value)]
+            params = [name for name in nonfinite_state(state) if name.startswith(("G.", "D."))]
+            if first_bad != state.step:
+                what.append(f"noticed at step {state.step}")
+            raise diverged(first_bad, what + ([f"non-finite parameters {', '.join(params[:5])}"] if params else []),
+                           folder)
+        return dict(zip(self.names, latest))
 
 
 def check_state(state: GANState, folder, since: int) -> None:

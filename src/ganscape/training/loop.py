@@ -27,10 +27,11 @@ from ganscape.metrics import VALUES
 from ganscape.metrics.evaluate import Evaluator, write_result
 from ganscape.objectives.objective import Objective
 from ganscape.training.best import BestScores
-from ganscape.training.divergence import check_losses, check_state
+from ganscape.training.divergence import LossMonitor, check_state
 from ganscape.training.run import MetricsLog, RunDir, read_metrics
 from ganscape.training.sampling import save_samples
 from ganscape.training.snapshots import resume_state, save_state
+from ganscape.training.speed import precision_flags
 from ganscape.training.state import GANState, build_state, derived_seed, resolve_device, resolve_threads
 from ganscape.training.step import train_step
 
@@ -140,7 +141,7 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
     """
     run.acquire()
     try:
-        with cpu_threads(resolve_threads(cfg)):
+        with cpu_threads(resolve_threads(cfg)), precision_flags(cfg.train.precision):
             return _train(cfg, run, resume, until, progress, from_step, on_evaluation)
     finally:
         run.release()
@@ -170,20 +171,28 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
     results: dict[str, float] = {}
     step_time, steps_timed, checked = 0.0, 0, state.step
     stopped = False
+    monitor = LossMonitor()
     try:
         with stop_requests() as requested:
             while state.step < last:
                 tic = time.perf_counter()
-                stats = train_step(state, data, objective, cfg)
-                values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
+                monitor.record(state.step + 1, train_step(state, data, objective, cfg))
                 step_time += time.perf_counter() - tic
                 steps_timed += 1
-                check_losses(values, state, run.checkpoints)
                 step = state.step
                 stopped = requested["stop"]
                 end = last if not stopped else step
                 bar.update(1)
-                if due(step, cfg.log.every, end):
+                evaluating = evaluator is not None and due(step, cfg.eval.every, end)
+                checkpointing = due(step, cfg.checkpoint.every, end) or (evaluating and cfg.checkpoint.keep_best)
+                picturing = bool(cfg.log.samples_every) and due(step, cfg.log.samples_every, end)
+                logging = due(step, cfg.log.every, end)
+                if not (logging or evaluating or checkpointing or picturing):
+                    continue
+                tic = time.perf_counter()
+                values = monitor.read(state, run.checkpoints)  # waits for the device: part of the steps' time
+                step_time += time.perf_counter() - tic
+                if logging:
                     check_state(state, run.checkpoints, checked)
                     checked = step
                     values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
@@ -193,11 +202,10 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     if print_lines:
                         print(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
                               f"  {values['steps_per_s']:.3g} steps/s", flush=True)
-                evaluating = evaluator is not None and due(step, cfg.eval.every, end)
-                if due(step, cfg.checkpoint.every, end) or (evaluating and cfg.checkpoint.keep_best):
+                if checkpointing:
                     save_state(state, cfg, run, best, checked)
                     checked = step
-                if cfg.log.samples_every and due(step, cfg.log.samples_every, end):
+                if picturing:
                     attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
                 if evaluating:
                     evaluation = attempt("the evaluation", step, lambda: evaluate(state, evaluator, cfg, run))

@@ -12,15 +12,17 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
 from ganscape.config import Experiment
 from ganscape.errors import ConfigError, lookup
-from ganscape.nets import ModelSpec, build_discriminator, build_generator
+from ganscape.nets import ModelSpec, build_discriminator, build_generator, mixes_samples
 from ganscape.training.ema import EMA
 from ganscape.training.optim import OPTIMIZERS
+from ganscape.training.speed import compiled
 
 
 def derived_seed(seed: int, stream: str) -> int:
@@ -72,6 +74,15 @@ class GANState:
     noise_rng: torch.Generator  # penalties and input noise
     spec: ModelSpec | None = None  # what the networks are built for; stored in checkpoints
     step: int = 0
+    fused_d: bool = False  # D sees real and generated batches in one call (``Objective.d_totals``)
+    precision: str = "fp32"  # ``training.speed.PRECISIONS``
+    channels_last: bool = False
+    G_forward: Callable | None = None  # how the step calls G and D: compiled, or the modules themselves
+    D_forward: Callable | None = None
+
+    def __post_init__(self):
+        self.G_forward = self.G if self.G_forward is None else self.G_forward
+        self.D_forward = self.D if self.D_forward is None else self.D_forward
 
     @property
     def sampler(self) -> nn.Module:
@@ -133,12 +144,16 @@ def build_state(cfg: Experiment, data, device: torch.device) -> GANState:
     """Fresh networks (initialised from ``train.seed``), optimizers, EMA and random streams."""
     torch.manual_seed(cfg.train.seed)
     spec = ModelSpec.of_run(cfg, data)
-    G = build_generator(cfg.g, spec).to(device)
-    D = build_discriminator(cfg.d, spec).to(device)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    G = build_generator(cfg.g, spec).to(device, memory_format=layout)
+    D = build_discriminator(cfg.d, spec).to(device, memory_format=layout)
     opt_g = lookup(OPTIMIZERS, cfg.g_opt.name, "optimizer")(G.parameters(), cfg.g_opt)
     opt_d = lookup(OPTIMIZERS, cfg.d_opt.name, "optimizer")(D.parameters(), cfg.d_opt)
     ema = EMA(G, cfg.train.ema, cfg.train.ema_start) if cfg.train.ema > 0 else None
     data_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, "data"))
     latent_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "latent"))
     noise_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "noise"))
-    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng, noise_rng, spec)
+    fused_d = cfg.train.fused_d and not mixes_samples(D)
+    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng, noise_rng, spec, fused_d=fused_d,
+                    precision=cfg.train.precision, channels_last=cfg.train.channels_last,
+                    G_forward=compiled(G, cfg.train.compile), D_forward=compiled(D, cfg.train.compile))

@@ -22,7 +22,8 @@ from ganscape.config import Experiment
 from ganscape.data.base import Dataset
 from ganscape.nets import sample_latent
 from ganscape.nets.layers import apply_constraints
-from ganscape.objectives.objective import Objective
+from ganscape.objectives.objective import Objective, at_least_float32
+from ganscape.training.speed import as_layout, autocast
 from ganscape.training.state import GANState
 
 
@@ -38,6 +39,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     G, D = state.G, state.D
     device = next(G.parameters()).device
     batch, latent, parts = cfg.train.batch_size, cfg.latent, cfg.train.accumulate
+    networks = autocast(state.precision, device)  # G and D run in it; losses and penalty norms stay float32
 
     for _ in range(cfg.train.n_disc):
         state.opt_d.zero_grad(set_to_none=True)
@@ -46,11 +48,14 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
             real, labels = data.sample(batch, state.data_rng)
             labels = labels.to(device) if cfg.data.conditional else None
             z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
-            with torch.no_grad():
-                fake = G(z, labels)
-            real = objective.d_input(real.to(device, non_blocking=True), state.step, state.noise_rng)
+            with torch.no_grad(), networks:
+                fake = at_least_float32(state.G_forward(z, labels))
+            real = as_layout(real.to(device, non_blocking=True), state.channels_last)
+            real = objective.d_input(real, state.step, state.noise_rng)
             fake = objective.d_input(fake, state.step, state.noise_rng)
-            d = objective.d_totals(D, real, fake, labels, state.noise_rng)
+            with networks:
+                d = objective.d_totals(state.D_forward, real, fake, labels, state.noise_rng, fused=state.fused_d,
+                                       penalty_D=D)
             (d.total / parts).backward()
             d_parts.append(d)
             label_parts.append(labels)
@@ -64,8 +69,9 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     try:
         for labels in label_parts:
             z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
-            fake = objective.d_input(G(z, labels), state.step, state.noise_rng)
-            g = objective.g_totals(G, D(fake, labels))
+            with networks:
+                fake = objective.d_input(at_least_float32(state.G_forward(z, labels)), state.step, state.noise_rng)
+                g = objective.g_totals(G, state.D_forward(fake, labels))
             (g.total / parts).backward()
             g_parts.append(g)
     finally:
