@@ -10,7 +10,9 @@ This script measures three things on the same device, for the same number of sam
 * forward only: ganscape's ``inception_features`` over images generated beforehand: the Inception
   pass alone, the floor that an evaluation can approach;
 * FID on features: ``fid_from_features`` on the reference and generated features, the rest of
-  ganscape's evaluation (float64 on the CPU: a fixed cost, whatever the number of samples).
+  ganscape's evaluation (float64 on the CPU: a fixed cost, whatever the number of samples);
+* the Inception pass over the same samples in bf16 autocast and with TF32 matmuls, each with its
+  FID against the fp32 reference features, and its difference from the fp32 pass's FID.
 
 The generator is the GAN Landscape SNDCGAN for 32x32 RGB images (width 64, batch norm), randomly
 initialised. The reference set is images of a second, differently initialised SNDCGAN, quantized to
@@ -53,6 +55,7 @@ from ganscape.config import DataConfig, MetricsConfig, NetConfig
 from ganscape.data.images import InMemoryImages
 from ganscape.metrics.evaluate import Evaluator
 from ganscape.metrics.features import batched, inception_features, to_uint8
+from ganscape.training.speed import autocast, precision_flags
 from ganscape.metrics.fid import fid_from_features
 from ganscape.metrics.inception import file_sha256, inception_weights_path
 from ganscape.nets import ARCHITECTURES
@@ -175,8 +178,18 @@ def main() -> None:
         def fid_on_features():
             return fid_from_features(evaluator.reference_features(), features["generated"])
 
+        def forward_in(precision: str):
+            """The Inception pass over the same samples in bf16 autocast or with TF32 matmuls (fp32 reference)."""
+            def run():
+                with precision_flags(precision), autocast(precision, device):
+                    generated = inception_features((x.float() / 127.5 - 1 for x in batched(samples, bs)),
+                                                   forward_inception, "tf")[0]
+                return fid_from_features(evaluator.reference_features(), generated.double())
+            return run
+
         measurements = (("ganscape", ganscape_fid), ("torch-fidelity", torch_fidelity_fid),
-                        ("forward only", forward_only), ("FID on features", fid_on_features))
+                        ("forward only", forward_only), ("FID on features", fid_on_features),
+                        ("forward bf16", forward_in("bf16")), ("forward tf32", forward_in("tf32")))
         times: dict[str, list[float]] = {name: [] for name, _ in measurements}
         fids: dict[str, float] = {}
         for repeat in range(args.repeats):
@@ -213,6 +226,12 @@ def main() -> None:
     print(f"ganscape / (forward only + FID on features): {results['ratio_ganscape_over_forward_plus_fid']:.2f}")
     print(f"FID: ganscape {fids['ganscape']:.4f}, torch-fidelity {fids['torch-fidelity']:.4f}, "
           f"forward-only samples {fids['FID on features']:.4f} (other latents: equal up to sampling noise)")
+    for precision in ("bf16", "tf32"):  # the same samples as "forward only", Inception in another precision
+        value = fids[f"forward {precision}"]
+        change = (value - fids["FID on features"]) / fids["FID on features"]
+        results[f"fid_{precision}_relative_to_fp32"] = change
+        print(f"Inception in {precision}: {median[f'forward {precision}']:.2f} s ({median['forward only'] / median[f'forward {precision}']:.2f}x "
+              f"the fp32 pass incl. its FID), FID {value:.4f}, {100 * change:+.3f}% from fp32")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -144,7 +144,8 @@ def test_bf16_keeps_losses_penalty_norms_and_spectral_norm_in_float32(monkeypatc
         return hinge.d_loss(real_logits, fake_logits)
 
     monkeypatch.setitem(losses.LOSSES, "hinge", losses.Loss("hinge", recording, hinge.g_loss, ""))
-    cfg = load_config(None, SPECTRAL_CONDITIONAL + ["train.precision=bf16"])
+    # unconditional: a projection head would return float32 logits anyway (float32 embedding x bf16 features)
+    cfg = load_config(None, SPECTRAL_CONDITIONAL + ["train.precision=bf16", "data.conditional=false"])
     data = build_dataset(cfg)
     state = build_state(cfg, data, torch.device("cpu"))
     layer = state.D.head.final
@@ -236,3 +237,19 @@ def test_tf32_is_switched_on_for_the_run_and_restored_after():
             assert not torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.mark.parametrize("name", ["digits", "stacked_digits"])
+def test_images_moved_to_the_device_give_the_same_draws_there(name):
+    """After ``to_device`` the batches are made where the images are (here the meta device, which has shapes
+    but no values) from the same CPU draws: the generator ends in the same state as for the host copy."""
+    cfg = load_config(None, [f"data.name={name}", "data.flip=true", "data.resolution=16"])
+    host, moved = build_dataset(cfg), build_dataset(cfg)
+    moved.to_device(torch.device("meta"))
+    g_host, g_moved = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    x_host, y_host = host.sample(5, g_host)
+    x, y = moved.sample(5, g_moved)
+    assert x.device.type == y.device.type == "meta" and x.shape == x_host.shape == (5, host.shape[0], 16, 16)
+    assert torch.equal(g_host.get_state(), g_moved.get_state())
+    fixed, _ = moved.take(torch.arange(3))
+    assert fixed.device.type == "meta" and fixed.shape == (3, host.shape[0], 16, 16)

@@ -79,45 +79,69 @@ def finish(summary: dict, run) -> int:
 
 def cmd_train(args) -> int:
     from ganscape.config import load_config
+    from ganscape.training import distributed
     from ganscape.training.loop import train
     from ganscape.training.run import RunDir
 
     preset, overrides = split_arguments(args.args)
     cfg = load_config(preset, overrides)
-    run = RunDir.create(cfg)
-    print(f"run directory: {run}", flush=True)
+    processes, device = distributed.start(cfg.train.device)
     try:
-        summary = train(cfg, run, until=args.until)
-    except BaseException:
-        run.discard_if_unused()  # a run that failed before its first logged step leaves nothing behind
-        raise
-    return finish(summary, run)
+        cfg.train.shards = cfg.train.shards or processes.world  # recorded: a resumed run keeps its streams
+        distributed.shards_of(processes, cfg.train.shards)  # refused before a run directory exists
+        run = RunDir.create(cfg) if processes.main else None  # process 0 names and writes the run directory
+        path = distributed.broadcast(None if run is None else str(run.path), processes)
+        if run is None:
+            run = RunDir(path)
+        elif processes.main:
+            print(f"run directory: {run}" + (f" ({processes.world} processes)" if processes.many else ""), flush=True)
+        try:
+            summary = train(cfg, run, until=args.until, processes=processes, device=device)
+        except BaseException:
+            if processes.main:
+                run.discard_if_unused()  # a run that failed before its first logged step leaves nothing behind
+            raise
+        return finish(summary, run) if processes.main else 0
+    finally:
+        distributed.stop()
 
 
 def cmd_resume(args) -> int:
     from ganscape.training.loop import train
     from ganscape.training.run import RunDir
 
+    from ganscape.training import distributed
+
     run = RunDir.open(args.run_dir)
     check_override_keys(args.overrides, RESUMABLE_KEYS, "when resuming: it would change the run")
-    run.acquire()  # before reading or writing its config: another process may be training it
+    processes, device = distributed.start("auto")
+    main = processes.main
+    if main:
+        run.acquire()  # before reading or writing its config: another process may be training it
     try:
-        if args.restore_config:
+        if args.restore_config and main:
             kept = run.restore_config()
             print(f"restored {run.config_path} from the newest checkpoint"
                   + (f" (the old file is {kept})" if kept else ""))
+        distributed.broadcast(None, processes)  # the others read the config once process 0 has restored it
         cfg = run.read_config(args.overrides)
+        device = device if processes.many else cfg.train.device
         step = args.from_step if args.from_step is not None else run.latest_checkpoint()[0]
         if step >= cfg.train.steps:
             # Still resumed: a run killed after its last checkpoint gets the picture and evaluation it missed.
-            print(f"{run} is already at step {step} of {cfg.train.steps}; raise train.steps=N to train longer.")
-            train(cfg, run, resume=True, from_step=args.from_step, progress=False)
+            if main:
+                print(f"{run} is already at step {step} of {cfg.train.steps}; raise train.steps=N to train longer.")
+            train(cfg, run, resume=True, from_step=args.from_step, progress=False, processes=processes, device=device)
             return 0
-        run.write_config(cfg)
-        print(f"resuming {run} from step {step}", flush=True)
-        return finish(train(cfg, run, resume=True, until=args.until, from_step=args.from_step), run)
+        if main:
+            run.write_config(cfg)
+            print(f"resuming {run} from step {step}", flush=True)
+        summary = train(cfg, run, resume=True, until=args.until, from_step=args.from_step, processes=processes,
+                        device=device)
+        return finish(summary, run) if main else 0
     finally:
         run.release()
+        distributed.stop()
 
 
 EVAL_PREFIXES = ("eval.", "metrics.")

@@ -236,6 +236,8 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata=_choices(lambda: _speed().PRECISIONS))
     compile: str = field(default="", metadata=_choices(lambda: _speed().COMPILERS))  # torch.compile backend
     channels_last: bool = False  # NHWC layout for image networks and batches
+    shards: int = field(default=0, metadata={"min": 0, "max": 1 << 16})  # batch parts with own streams; 0: one per process
+    sync_bn: bool = False  # under torchrun on GPUs: batch norm statistics over every process's batch (BigGAN)
 
 
 @dataclass

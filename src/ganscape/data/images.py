@@ -67,9 +67,21 @@ class ImageSet:
             x = F.interpolate(x, size=self.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
             x = x.clamp_(-1.0, 1.0)
         if self.flip and generator is not None:
-            mirror = torch.rand(len(x), generator=generator) < 0.5
+            mirror = (torch.rand(len(x), generator=generator) < 0.5).to(x.device, non_blocking=True)
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
         return x
+
+    def to_device(self, device: torch.device) -> None:
+        """Keep the uint8 images and the labels on ``device`` (a training GPU), where batches are then indexed,
+        resized, flipped and scaled. The random draws (indices, flips) stay the CPU draws they were, so the
+        batches, and resuming, are the same wherever the images lie. Sets decoded per batch stay on the host."""
+        if isinstance(self.images, torch.Tensor):
+            self.images = self.images.to(device)
+            self.labels = None if self.labels is None else self.labels.to(device)
+
+    def _on_images(self, index: torch.Tensor) -> torch.Tensor:
+        """``index`` (drawn on the CPU) where the images are."""
+        return index.to(self.images.device, non_blocking=True)
 
     def __repr__(self) -> str:
         classes = f", classes={self.num_classes}" if self.num_classes else ""
@@ -98,12 +110,13 @@ class InMemoryImages(ImageSet):
         return len(self.images)
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        index = torch.randint(len(self.images), (n,), generator=generator)
+        index = self._on_images(torch.randint(len(self.images), (n,), generator=generator))
         x = self._to_float(self.images[index], generator)
         return x, None if self.labels is None else self.labels[index]
 
     def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The images at ``index``, never flipped: fixed sets such as FID references and test images."""
+        index = self._on_images(index)
         return self._to_float(self.images[index], None), None if self.labels is None else self.labels[index]
 
 
@@ -135,7 +148,7 @@ class StackedImages(ImageSet):
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         picks = torch.randint(len(self.images), (3, n), generator=generator)
-        return self._stacked(picks, generator)
+        return self._stacked(self._on_images(picks), generator)
 
     def _stacked(self, picks: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         stacks = self.images[picks, 0].transpose(0, 1)  # (3, n, H, W) -> (n, 3, H, W)
@@ -148,7 +161,8 @@ class StackedImages(ImageSet):
             digest = hashlib.sha256(STACK_SALT + str(i).encode()).digest()
             return [int.from_bytes(digest[8 * k:8 * k + 8], "little") % len(self.images) for k in range(3)]
 
-        return self._stacked(torch.tensor([picks(int(i)) for i in index], dtype=torch.int64).reshape(-1, 3).T, None)
+        stacks = torch.tensor([picks(int(i)) for i in index], dtype=torch.int64).reshape(-1, 3).T
+        return self._stacked(self._on_images(stacks), None)
 
 
 def check_labels(labels: torch.Tensor | None, count: int, num_classes: int) -> None:
@@ -369,6 +383,10 @@ class DecodedOnUse(InMemoryImages):
             with torch.inference_mode(False):  # the decoding threads write into it outside any inference mode
                 self._images = decode_all(self.source, self.shape[-1], self.name, self.crop)
         return self._images
+
+    @images.setter
+    def images(self, value: torch.Tensor) -> None:
+        self._images = value
 
     def __len__(self) -> int:
         return len(self.source)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 
 from ganscape.errors import CheckpointError, DivergenceError
 from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.training.distributed import SINGLE, Processes
 from ganscape.training.state import GANState
 
 ADVICE = ("Try a lower learning rate (g_opt.lr, d_opt.lr), a different loss, or more discriminator regularization, "
@@ -80,10 +82,18 @@ class LossMonitor:
         self.bad_values = torch.where(newly_bad, values, self.bad_values)
         self.latest = values
 
-    def read(self, state: GANState, folder) -> dict[str, float]:
-        """The latest step's values; stops with a diagnosis naming the first step whose values were not all
-        finite (the networks' non-finite parameters too)."""
-        latest, first_bad, bad = (self.latest.tolist(), int(self.first_bad.item()), self.bad_values.tolist())
+    def read(self, state: GANState, folder, processes: Processes = SINGLE) -> dict[str, float]:
+        """The latest step's values (averaged over the processes); stops with a diagnosis naming the first step
+        whose values were not all finite in any process (the networks' non-finite parameters too)."""
+        latest, first_bad = self.latest, self.first_bad
+        if processes.many:  # all processes see the same first bad step, and so stop together
+            latest = latest.clone()
+            dist.all_reduce(latest)
+            latest /= processes.world
+            first_bad = torch.where(first_bad < 0, torch.iinfo(torch.int64).max, first_bad)
+            dist.all_reduce(first_bad, op=dist.ReduceOp.MIN)
+            first_bad = torch.where(first_bad == torch.iinfo(torch.int64).max, -1, first_bad)
+        latest, first_bad, bad = latest.tolist(), int(first_bad.item()), self.bad_values.tolist()
         if first_bad >= 0:
             what = [f"{name} = {value}" for name, value in zip(self.names, bad) if not math.isfinite(value)]
             params = [name for name in nonfinite_state(state) if name.startswith(("G.", "D."))]

@@ -27,6 +27,7 @@ from ganscape.metrics import VALUES
 from ganscape.metrics.evaluate import Evaluator, write_result
 from ganscape.objectives.objective import Objective
 from ganscape.training.best import BestScores
+from ganscape.training.distributed import SINGLE, Processes, any_process, broadcast
 from ganscape.training.divergence import LossMonitor, check_state
 from ganscape.training.run import MetricsLog, RunDir, read_metrics
 from ganscape.training.sampling import save_samples
@@ -127,7 +128,8 @@ def catch_up(state: GANState, data, evaluator: Evaluator | None, cfg: Experiment
 
 
 def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None = None,
-          progress: bool | None = None, from_step: int | None = None, on_evaluation=None) -> dict:
+          progress: bool | None = None, from_step: int | None = None, on_evaluation=None,
+          processes: Processes = SINGLE, device: str | None = None) -> dict:
     """Train (or, with ``resume``, continue) the run in ``run`` up to ``cfg.train.steps``.
 
     ``until`` stops earlier, at that step, with a checkpoint; ``resume`` continues later, from the
@@ -138,35 +140,44 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
     with the final step, whether Ctrl-C or ``on_evaluation`` stopped it (``stopped``), the last
     evaluation (``results``), the best evaluations (``best``: value and step of each ranked value) and
     the wall time.
+
+    Under torchrun every process calls this with its ``processes`` and ``device`` (see
+    ``training.distributed``); process 0 alone holds the lock and writes the run directory.
     """
-    run.acquire()
+    if processes.main:
+        run.acquire()
     try:
         with cpu_threads(resolve_threads(cfg)), precision_flags(cfg.train.precision):
-            return _train(cfg, run, resume, until, progress, from_step, on_evaluation)
+            return _train(cfg, run, resume, until, progress, from_step, on_evaluation, processes, device)
     finally:
         run.release()
 
 
 def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progress: bool | None,
-           from_step: int | None, on_evaluation) -> dict:
+           from_step: int | None, on_evaluation, processes: Processes, device_name: str | None) -> dict:
     start_time = time.perf_counter()
-    device = resolve_device(cfg.train.device)
+    main = processes.main
+    device = resolve_device(device_name or cfg.train.device)
     data = build_dataset(cfg)
     check_data(cfg, data)
+    if device.type != "cpu" and hasattr(data, "to_device"):  # in-memory images: batches made on the device
+        data.to_device(device)
     objective = Objective.from_config(cfg)
-    state = build_state(cfg, data, device)
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    evaluator = Evaluator.from_config(cfg, data, derived_seed(cfg.train.seed, "eval"), device, progress=show_bar)
-    if cfg.checkpoint.keep_best:
+    state = build_state(cfg, data, device, processes)
+    show_bar = main and (sys.stderr.isatty() if progress is None else progress)
+    evaluator = (Evaluator.from_config(cfg, data, derived_seed(cfg.train.seed, "eval"), device, progress=show_bar)
+                 if main else None)
+    if cfg.checkpoint.keep_best and main:
         check_keep_best(cfg.checkpoint.keep_best, evaluator.metrics if evaluator else [])
     if resume:
-        resume_state(state, run, from_step)
+        resume_state(state, run, from_step, move_newer=main)
     last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
-    log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step)
+    log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step) if main else None
     best = BestScores.from_log(read_metrics(run))
-    if resume:
+    if resume and main:
         catch_up(state, data, evaluator, cfg, run, log, best)
-    print_lines = progress is None and not show_bar
+    print_lines = main and progress is None and not show_bar
+    evaluates = broadcast(evaluator is not None, processes)  # every process checkpoints where process 0 evaluates
     bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
     results: dict[str, float] = {}
     step_time, steps_timed, checked = 0.0, 0, state.step
@@ -180,30 +191,35 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                 step_time += time.perf_counter() - tic
                 steps_timed += 1
                 step = state.step
-                stopped = requested["stop"]
+                if processes.many:  # every process must stop at the same step: they agree at log steps
+                    stopped = due(step, cfg.log.every, last) and any_process(requested["stop"], processes)
+                else:
+                    stopped = requested["stop"]
                 end = last if not stopped else step
                 bar.update(1)
-                evaluating = evaluator is not None and due(step, cfg.eval.every, end)
-                checkpointing = due(step, cfg.checkpoint.every, end) or (evaluating and cfg.checkpoint.keep_best)
-                picturing = bool(cfg.log.samples_every) and due(step, cfg.log.samples_every, end)
+                evaluating = evaluates and due(step, cfg.eval.every, end)
+                checkpointing = due(step, cfg.checkpoint.every, end) or (evaluating and bool(cfg.checkpoint.keep_best))
+                evaluating = evaluating and main
+                picturing = main and bool(cfg.log.samples_every) and due(step, cfg.log.samples_every, end)
                 logging = due(step, cfg.log.every, end)
-                if not (logging or evaluating or checkpointing or picturing):
+                if not (logging or checkpointing or (main and (evaluating or picturing))):
                     continue
                 tic = time.perf_counter()
-                values = monitor.read(state, run.checkpoints)  # waits for the device: part of the steps' time
+                values = monitor.read(state, run.checkpoints, processes)  # waits for the device: steps' time
                 step_time += time.perf_counter() - tic
                 if logging:
                     check_state(state, run.checkpoints, checked)
                     checked = step
                     values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
                     step_time, steps_timed = 0.0, 0
-                    log.write(step, values)
-                    bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
+                    if main:
+                        log.write(step, values)
+                        bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
                     if print_lines:
                         print(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
                               f"  {values['steps_per_s']:.3g} steps/s", flush=True)
                 if checkpointing:
-                    save_state(state, cfg, run, best, checked)
+                    save_state(state, cfg, run, best, checked, processes)
                     checked = step
                 if picturing:
                     attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
@@ -218,6 +234,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     break
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "stopped": stopped,
             "results": results, "best": dict(best.best), "wall_time_s": time.perf_counter() - start_time}

@@ -11,20 +11,26 @@ from ganscape.errors import CheckpointError
 from ganscape.training.best import BestScores
 from ganscape.training.checkpoint import (checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
                                           remove_stale_temporaries, save_checkpoint)
+from ganscape.training.distributed import SINGLE, Processes, gather
 from ganscape.training.divergence import check_state
 from ganscape.training.run import RunDir
 from ganscape.training.state import GANState
 
 
-def save_state(state: GANState, cfg: Experiment, run: RunDir, best: BestScores, checked_since: int) -> Path:
+def save_state(state: GANState, cfg: Experiment, run: RunDir, best: BestScores, checked_since: int,
+               processes: Processes = SINGLE) -> Path:
     """Checkpoint the state with its config, then prune old checkpoints (never the best one, with keep_best).
 
-    A state with a non-finite tensor is never written: the run stops with a diagnosis instead.
+    A state with a non-finite tensor is never written: the run stops with a diagnosis instead. Under
+    torchrun every process calls this: their shards' random streams are gathered, and process 0 writes.
     """
     check_state(state, run.checkpoints, checked_since)
+    streams = {shard: value for part in gather(state.stream_states(), processes) for shard, value in part.items()}
+    path = run.checkpoints / checkpoint_name(state.step)
+    if not processes.main:
+        return path
     remove_stale_temporaries(run.checkpoints)
-    path = save_checkpoint(run.checkpoints / checkpoint_name(state.step),
-                           state.state_dict() | {"config": to_dict(cfg)})
+    path = save_checkpoint(path, state.state_dict(streams) | {"config": to_dict(cfg)})
     best_step = best.step_of(f"eval/{cfg.checkpoint.keep_best}") if cfg.checkpoint.keep_best else None
     prune_checkpoints(run.checkpoints, cfg.checkpoint.keep, frozenset() if best_step is None else {best_step})
     return path
@@ -39,11 +45,12 @@ def load_run_checkpoint(path: Path) -> dict:
     return state
 
 
-def resume_state(state: GANState, run: RunDir, from_step: int | None = None) -> int:
+def resume_state(state: GANState, run: RunDir, from_step: int | None = None, move_newer: bool = True) -> int:
     """Load the checkpoint to continue from into ``state``: the newest, or the one at ``from_step``.
 
     With ``from_step``, the newer checkpoints are moved aside into ``checkpoints/superseded-<time>/``
-    (nothing is deleted). A corrupt newest checkpoint is refused with the newest intact one named.
+    (nothing is deleted; only where ``move_newer``: process 0 under torchrun). A corrupt newest
+    checkpoint is refused with the newest intact one named.
     """
     found = list_checkpoints(run.checkpoints)
     if not found:
@@ -69,7 +76,7 @@ def resume_state(state: GANState, run: RunDir, from_step: int | None = None) -> 
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
         raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
     newer = [p for s, p in found if s > step]
-    if newer:
+    if newer and move_newer:
         aside = run.checkpoints / f"superseded-{time.strftime('%Y%m%d-%H%M%S')}"
         aside.mkdir()
         for p in newer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -20,6 +20,7 @@ from torch import nn
 from ganscape.config import Experiment
 from ganscape.errors import ConfigError, lookup
 from ganscape.nets import ModelSpec, build_discriminator, build_generator, mixes_samples
+from ganscape.training.distributed import SINGLE, Processes, shards_of
 from ganscape.training.ema import EMA
 from ganscape.training.optim import OPTIMIZERS
 from ganscape.training.speed import compiled
@@ -61,8 +62,39 @@ def resolve_threads(cfg: Experiment) -> int:
 
 
 @dataclass
+class Streams:
+    """The random streams of one shard of every batch: its data, its latents, its noise (input noise and the
+    penalties' own draws)."""
+
+    data: torch.Generator
+    latent: torch.Generator
+    noise: torch.Generator
+
+    def states(self) -> dict[str, torch.Tensor]:
+        return {"data": self.data.get_state(), "latent": self.latent.get_state(), "noise": self.noise.get_state()}
+
+    def load(self, states: dict[str, torch.Tensor]) -> None:
+        self.data.set_state(states["data"])
+        self.latent.set_state(states["latent"])
+        self.noise.set_state(states["noise"])
+
+
+def shard_streams(seed: int, shard: int, device: torch.device) -> Streams:
+    """Shard ``shard``'s streams; shard 0's are a one-shard run's."""
+    suffix = f"/shard{shard}" if shard else ""
+    return Streams(torch.Generator().manual_seed(derived_seed(seed, "data" + suffix)),
+                   torch.Generator(device).manual_seed(derived_seed(seed, "latent" + suffix)),
+                   torch.Generator(device).manual_seed(derived_seed(seed, "noise" + suffix)))
+
+
+@dataclass
 class GANState:
-    """Everything needed to continue a run exactly."""
+    """Everything needed to continue a run exactly.
+
+    ``data_rng``, ``latent_rng`` and ``noise_rng`` are the streams of this process's first shard;
+    ``more_streams`` those of its further shards (``shards`` lists the shards it trains, of
+    ``total_shards``; see ``training.distributed``).
+    """
 
     G: nn.Module
     D: nn.Module
@@ -79,6 +111,15 @@ class GANState:
     channels_last: bool = False
     G_forward: Callable | None = None  # how the step calls G and D: compiled, or the modules themselves
     D_forward: Callable | None = None
+    shards: tuple[int, ...] = (0,)
+    total_shards: int = 1
+    more_streams: list[Streams] = field(default_factory=list)
+    processes: Processes = SINGLE
+
+    @property
+    def streams(self) -> list[Streams]:
+        """The streams of each shard this process trains, in the order of ``shards``."""
+        return [Streams(self.data_rng, self.latent_rng, self.noise_rng), *self.more_streams]
 
     def __post_init__(self):
         self.G_forward = self.G if self.G_forward is None else self.G_forward
@@ -89,9 +130,17 @@ class GANState:
         """The generator to sample from: the EMA when there is one."""
         return self.ema.model if self.ema is not None else self.G
 
-    def state_dict(self) -> dict:
-        rng = {"data": self.data_rng.get_state(), "latent": self.latent_rng.get_state(),
-               "noise": self.noise_rng.get_state(), "torch": torch.get_rng_state()}
+    def stream_states(self) -> dict[int, dict[str, torch.Tensor]]:
+        """This process's shards' stream states, by shard."""
+        return {shard: streams.states() for shard, streams in zip(self.shards, self.streams)}
+
+    def state_dict(self, streams: dict[int, dict[str, torch.Tensor]] | None = None) -> dict:
+        """The state to checkpoint; ``streams``: every shard's stream states (gathered from all processes),
+        by default this process's own."""
+        streams = self.stream_states() if streams is None else streams
+        rng = {**streams[0], "torch": torch.get_rng_state()}
+        if self.total_shards > 1:
+            rng["shards"] = [streams[shard] for shard in range(1, self.total_shards)]
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
@@ -118,8 +167,14 @@ class GANState:
                     or not isinstance(opt.get("param_groups"), list):
                 problems.append(f"{key} is not an optimizer state")
         rng = state["rng"]
-        if not isinstance(rng, dict) or not all(isinstance(rng.get(k), torch.Tensor) and rng[k].dtype == torch.uint8
-                                                for k in ("data", "latent", "noise", "torch")):
+
+        def generators(states, keys=("data", "latent", "noise")) -> bool:
+            return isinstance(states, dict) and all(isinstance(states.get(k), torch.Tensor)
+                                                    and states[k].dtype == torch.uint8 for k in keys)
+
+        shards = rng.get("shards", []) if isinstance(rng, dict) else None
+        if not generators(rng, ("data", "latent", "noise", "torch")) or not isinstance(shards, list) \
+                or not all(generators(s) for s in shards):
             problems.append("rng does not hold the run's random generator states")
         return problems
 
@@ -132,28 +187,41 @@ class GANState:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         rng = state["rng"]
-        self.data_rng.set_state(rng["data"])
-        self.latent_rng.set_state(rng["latent"])
-        self.noise_rng.set_state(rng["noise"])
+        saved = [rng, *rng.get("shards", [])]
+        if len(saved) != self.total_shards:
+            raise ValueError(f"the checkpoint holds the streams of {len(saved)} shard(s), the run has "
+                             f"{self.total_shards} (train.shards)")
+        for shard, streams in zip(self.shards, self.streams):
+            streams.load(saved[shard])
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def build_state(cfg: Experiment, data, device: torch.device) -> GANState:
-    """Fresh networks (initialised from ``train.seed``), optimizers, EMA and random streams."""
+def build_state(cfg: Experiment, data, device: torch.device, processes: Processes = SINGLE) -> GANState:
+    """Fresh networks (initialised from ``train.seed``, the same in every process), optimizers, EMA and the
+    random streams of the shards this process trains."""
     torch.manual_seed(cfg.train.seed)
     spec = ModelSpec.of_run(cfg, data)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     G = build_generator(cfg.g, spec).to(device, memory_format=layout)
     D = build_discriminator(cfg.d, spec).to(device, memory_format=layout)
+    if cfg.train.sync_bn and processes.many:
+        if device.type != "cuda":
+            raise ConfigError("train.sync_bn computes batch-norm statistics over every process's batch, which "
+                              "PyTorch does on CUDA GPUs only (NCCL); on CPUs leave it off.")
+        G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
     opt_g = lookup(OPTIMIZERS, cfg.g_opt.name, "optimizer")(G.parameters(), cfg.g_opt)
     opt_d = lookup(OPTIMIZERS, cfg.d_opt.name, "optimizer")(D.parameters(), cfg.d_opt)
     ema = EMA(G, cfg.train.ema, cfg.train.ema_start) if cfg.train.ema > 0 else None
-    data_rng = torch.Generator().manual_seed(derived_seed(cfg.train.seed, "data"))
-    latent_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "latent"))
-    noise_rng = torch.Generator(device).manual_seed(derived_seed(cfg.train.seed, "noise"))
+    total = cfg.train.shards or processes.world
+    if cfg.train.batch_size % total:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} does not split into {total} equal shards "
+                          "(train.shards, or one per process); use a multiple of it.")
+    shards = shards_of(processes, total)
+    first, *more = [shard_streams(cfg.train.seed, shard, device) for shard in shards]
     fused_d = cfg.train.fused_d and not mixes_samples(D)
-    return GANState(G, D, opt_g, opt_d, ema, data_rng, latent_rng, noise_rng, spec, fused_d=fused_d,
+    return GANState(G, D, opt_g, opt_d, ema, first.data, first.latent, first.noise, spec, fused_d=fused_d,
                     precision=cfg.train.precision, channels_last=cfg.train.channels_last,
-                    G_forward=compiled(G, cfg.train.compile), D_forward=compiled(D, cfg.train.compile))
+                    G_forward=compiled(G, cfg.train.compile), D_forward=compiled(D, cfg.train.compile),
+                    shards=tuple(shards), total_shards=total, more_streams=more, processes=processes)

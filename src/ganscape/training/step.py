@@ -1,17 +1,20 @@
 """One training step: the whole algorithm of a GAN update, in one function.
 
 ``n_disc`` discriminator updates, then one generator update, then the EMA of the generator. Each
-update sums the gradients of ``train.accumulate`` micro-batches of ``train.batch_size`` (each loss
-divided by their number), so it follows the gradient of one batch of ``accumulate * batch_size``
-for networks without batch statistics (BigGAN's batch of 2048 is 8 x 256). What is minimised comes
-from ``Objective`` (the loss, the penalties with their weights, instance noise and weight
-constraints); this function only decides which batches each player sees and when each optimizer
-steps.
+update sums the gradients of ``train.accumulate`` micro-batches of ``train.batch_size``, each cut
+into ``train.shards`` equal parts with their own random streams (one part per process under
+torchrun, whose gradients are summed across processes before the optimizer steps; see
+``training.distributed``). Each part's loss is divided by the number of parts in the update, so an
+update follows the gradient of one batch of ``accumulate * batch_size`` for networks without batch
+statistics (BigGAN's batch of 2048 is 8 x 256). What is minimised comes from ``Objective`` (the
+loss, the penalties with their weights, instance noise and weight constraints); this function only
+decides which batches each player sees and when each optimizer steps. It never reads a value back
+from the device: the loop does that at log steps.
 
-The random streams are consumed in a fixed order, which resuming relies on: per D micro-batch, a
-real batch (``data_rng``), latents (``latent_rng``), then from ``noise_rng`` the input noise of the
-real and of the generated batch and the penalties' own draws; per G micro-batch, latents, then the
-input noise of the generated batch.
+The random streams are consumed in a fixed order, which resuming relies on: per D micro-batch and
+shard, a real batch (``Streams.data``), latents (``Streams.latent``), then from ``Streams.noise``
+the input noise of the real and of the generated batch and the penalties' own draws; per G
+micro-batch and shard, latents, then the input noise of the generated batch.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ganscape.data.base import Dataset
 from ganscape.nets import sample_latent
 from ganscape.nets.layers import apply_constraints
 from ganscape.objectives.objective import Objective, at_least_float32
+from ganscape.training.distributed import all_reduce_grads
 from ganscape.training.speed import as_layout, autocast
 from ganscape.training.state import GANState
 
@@ -32,33 +36,37 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
 
     Class-conditional runs (``data.conditional``) give G the labels of the real batch it is compared
     with, so fake and real batches have the same classes; G's micro-batch i uses the labels of the
-    last D update's micro-batch i. Returns the losses (without penalties), D's mean logits and each
+    last D update's micro-batch i (shard by shard). Returns the losses (without penalties), D's mean logits and each
     loss-term penalty's unweighted value, averaged over the last update's micro-batches, as tensors
     on the training device.
     """
     G, D = state.G, state.D
     device = next(G.parameters()).device
-    batch, latent, parts = cfg.train.batch_size, cfg.latent, cfg.train.accumulate
+    latent, parts = cfg.latent, cfg.train.accumulate
+    batch = cfg.train.batch_size // state.total_shards  # each shard's part of a micro-batch
+    weight = parts * state.total_shards  # each part's loss counts 1 / weight of the update
     networks = autocast(state.precision, device)  # G and D run in it; losses and penalty norms stay float32
 
     for _ in range(cfg.train.n_disc):
         state.opt_d.zero_grad(set_to_none=True)
         d_parts, label_parts = [], []
         for _ in range(parts):
-            real, labels = data.sample(batch, state.data_rng)
-            labels = labels.to(device) if cfg.data.conditional else None
-            z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
-            with torch.no_grad(), networks:
-                fake = at_least_float32(state.G_forward(z, labels))
-            real = as_layout(real.to(device, non_blocking=True), state.channels_last)
-            real = objective.d_input(real, state.step, state.noise_rng)
-            fake = objective.d_input(fake, state.step, state.noise_rng)
-            with networks:
-                d = objective.d_totals(state.D_forward, real, fake, labels, state.noise_rng, fused=state.fused_d,
-                                       penalty_D=D)
-            (d.total / parts).backward()
-            d_parts.append(d)
-            label_parts.append(labels)
+            for streams in state.streams:
+                real, labels = data.sample(batch, streams.data)
+                labels = labels.to(device) if cfg.data.conditional else None
+                z = sample_latent(batch, latent.dim, latent.dist, streams.latent, device)
+                with torch.no_grad(), networks:
+                    fake = at_least_float32(state.G_forward(z, labels))
+                real = as_layout(real.to(device, non_blocking=True), state.channels_last)
+                real = objective.d_input(real, state.step, streams.noise)
+                fake = objective.d_input(fake, state.step, streams.noise)
+                with networks:
+                    d = objective.d_totals(state.D_forward, real, fake, labels, streams.noise, fused=state.fused_d,
+                                           penalty_D=D)
+                (d.total / weight).backward()
+                d_parts.append(d)
+                label_parts.append((labels, streams))
+        all_reduce_grads(D, state.processes)
         state.opt_d.step()
         apply_constraints(D)
         objective.constrain(D)
@@ -67,15 +75,16 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     g_parts = []
     D.requires_grad_(False)  # the generator's loss needs gradients through D, not for D
     try:
-        for labels in label_parts:
-            z = sample_latent(batch, latent.dim, latent.dist, state.latent_rng, device)
+        for labels, streams in label_parts:
+            z = sample_latent(batch, latent.dim, latent.dist, streams.latent, device)
             with networks:
-                fake = objective.d_input(at_least_float32(state.G_forward(z, labels)), state.step, state.noise_rng)
+                fake = objective.d_input(at_least_float32(state.G_forward(z, labels)), state.step, streams.noise)
                 g = objective.g_totals(G, state.D_forward(fake, labels))
-            (g.total / parts).backward()
+            (g.total / weight).backward()
             g_parts.append(g)
     finally:
         D.requires_grad_(True)
+    all_reduce_grads(G, state.processes)
     state.opt_g.step()
     apply_constraints(G)
 
