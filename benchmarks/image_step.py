@@ -72,11 +72,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(step, device: torch.device, steps: int, repeats: int) -> tuple[float, float, float]:
-    """(seconds per step, FLOPs per step, peak bytes): best of ``repeats`` timed runs after two warm-up steps."""
-    for _ in range(2):
-        step()
+def flops_of(step) -> int:
+    """Floating-point operations of one (eager) step, as FlopCounterMode counts them."""
     with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def time_steps(step, device: torch.device, steps: int, repeats: int) -> tuple[float, float]:
+    """(seconds per step, peak bytes): best of ``repeats`` timed runs after two warm-up steps."""
+    for _ in range(2):
         step()
     synchronize(device)
     if device.type == "cuda":
@@ -90,7 +95,7 @@ def time_steps(step, device: torch.device, steps: int, repeats: int) -> tuple[fl
         synchronize(device)
         best = min(best, (time.perf_counter() - tic) / steps)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else float("nan")
-    return best, counter.get_total_flops(), peak
+    return best, peak
 
 
 def ganscape_step(overrides: list[str], device: torch.device):
@@ -170,12 +175,14 @@ def main() -> None:
         base = overrides + [f"train.batch_size={args.batch}", "data.name=stacked_digits", f"data.resolution={size}",
                             f"train.device={device}"]
         _, state, cfg, data = ganscape_step(base, device)  # networks of their own for the plain step
-        rows = {"plain PyTorch": time_steps(plain_step(state.G, state.D, cfg, data, device, cfg.data.conditional),
-                                            device, args.steps, args.repeats)}
+        plain = plain_step(state.G, state.D, cfg, data, device, cfg.data.conditional)
+        flops = flops_of(plain)  # the same arithmetic in every variant: GFLOP/s compares their speed
+        rows = {"plain PyTorch": time_steps(plain, device, args.steps, args.repeats)}
         mimicry = mimicry_networks(device) if arch == "resnet_cifar" else None
         if mimicry is not None:
-            rows["torch-mimicry SNGAN-32"] = time_steps(plain_step(*mimicry, cfg, data, device, False), device,
-                                                        args.steps, args.repeats)
+            peer = plain_step(*mimicry, cfg, data, device, False)
+            peer_flops = flops_of(peer)
+            rows["torch-mimicry SNGAN-32"] = time_steps(peer, device, args.steps, args.repeats)
         for name in variants:
             with precision_flags(next((o.split("=")[1] for o in VARIANTS[name] if o.startswith("train.precision")),
                                       "fp32")):
@@ -183,11 +190,14 @@ def main() -> None:
                                                       args.steps, args.repeats)
         if mimicry is None and arch == "resnet_cifar":
             print("(torch-mimicry is not installed: pip install --no-deps torch-mimicry)")
-        plain = rows["plain PyTorch"][0]
-        peer = rows.get("torch-mimicry SNGAN-32", (float("nan"),))[0]
-        for name, (seconds, flops, peak) in rows.items():
-            print(f"{arch:<13} {name:<28} {seconds * 1e3:9.1f} {flops / seconds / 1e9:9.1f} {peak / 2**20:9.0f} "
-                  f"{plain / seconds:8.2f} {peer / seconds:9.2f}")
+        plain_time = rows["plain PyTorch"][0]
+        peer_time = rows.get("torch-mimicry SNGAN-32", (float("nan"),))[0]
+        for name, (seconds, peak) in rows.items():
+            work = peer_flops if name.startswith("torch-mimicry") else flops
+            print(f"{arch:<13} {name:<28} {seconds * 1e3:9.1f} {work / seconds / 1e9:9.1f} {peak / 2**20:9.0f} "
+                  f"{plain_time / seconds:8.2f} {peer_time / seconds:9.2f}")
+        print(f"{arch:<13} {flops / 1e9:.1f} GFLOP per G step"
+              + (f" (torch-mimicry's networks: {peer_flops / 1e9:.1f})" if mimicry is not None else ""))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ SRC = REPO / "src" / "ganscape"
 TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py", "tests/test_norms.py",
          "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py",
          "tests/test_biggan_layers.py", "tests/test_biggan.py", "tests/test_import_biggan_pytorch.py",
-         "tests/test_fast_step.py", "tests/test_training.py", "tests/test_distributed.py"]
+         "tests/test_fast_step.py", "tests/test_training.py", "tests/test_distributed.py", "tests/test_data.py"]
 
 # (name, file under src/ganscape, exact text, replacement)
 ERRORS = [
@@ -174,6 +174,10 @@ ERRORS = [
     ("resnet: unpool drops the NHWC layout", "nets/resnet.py", ".contiguous(memory_format=memory_format_of(x))", ""),
     ("monitor: later bad steps replace the first", "training/divergence.py",
      "newly_bad = (self.first_bad < 0) & ~torch.isfinite(values).all()", "newly_bad = ~torch.isfinite(values).all()"),
+    ("prefetch: generator not moved past the prefetched batch", "data/prefetch.py", "            generator.set_state(end)\n",
+     ""),
+    ("prefetch: a batch served after its generator moved", "data/prefetch.py",
+     "ahead[0] == n and torch.equal(ahead[1], generator.get_state())", "ahead[0] == n"),
     # spectral and weight normalization, translated ReLU
     ("spectral: u never stored", "nets/layers.py", "self.u.copy_(u)", "pass"),
     ("spectral: u stored in eval mode too", "nets/layers.py", "        if self.training:\n            self.u.copy_",

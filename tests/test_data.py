@@ -613,3 +613,29 @@ def test_data_info_reports_errors_in_one_line(tmp_path, capsys):
     assert main(["data", "info", "mnist", f"data.root={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert "MNIST file train-images-idx3-ubyte not found" in err and "Traceback" not in err
+
+
+def test_prefetched_batches_and_generator_states_equal_plain_sampling(tmp_path, monkeypatch):
+    """Two shards' generators drawing in turn, a change of batch size, and a generator set back (as a resume
+    does): every batch, label set and generator state equals sampling the lazily decoded set directly."""
+    from ganscape.data.prefetch import Prefetching
+
+    root = write_image_folder(tmp_path / "faces")
+    monkeypatch.setattr(images, "MEMORY_LIMIT", 0)
+    lazy = build("image_folder", root=str(root), resolution=12, flip=True)
+    prefetching = Prefetching(lazy)
+    direct = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    ahead = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    saved = None
+    for call, n in enumerate([4, 4, 4, 4, 6, 6, 4, 4]):
+        shard = call % 2
+        if call == 5:
+            saved = direct[1].get_state()
+        if call == 7:  # shard 1 goes back two of its draws, as a resumed run's streams do
+            direct[1].set_state(saved)
+            ahead[1].set_state(saved)
+        want = lazy.sample(n, direct[shard])
+        got = prefetching.sample(n, ahead[shard])
+        assert torch.equal(got[0], want[0]) and got[0].shape[0] == n
+        assert torch.equal(direct[shard].get_state(), ahead[shard].get_state())
+    assert prefetching.shape == lazy.shape and len(prefetching) == len(lazy)

@@ -147,3 +147,12 @@ distributed.stop()
                              str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0 and "IDENTICAL" in result.stdout, result.stdout + result.stderr
+
+
+def test_synchronised_batch_norm_on_cpu_processes_is_refused_with_the_reason(tmp_path):
+    result = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(28000 + os.getpid() % 500),
+                             "-m", "ganscape", "train", *MLP, "g.norm=batch", "train.sync_bn=true", "train.device=cpu",
+                             "run.root=runs"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "train.sync_bn computes batch-norm statistics over every process's batch, which PyTorch does on CUDA " \
+           "GPUs only" in result.stdout + result.stderr

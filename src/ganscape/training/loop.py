@@ -22,6 +22,8 @@ from tqdm import tqdm
 from ganscape.config import Experiment
 from ganscape.data import build_dataset
 from ganscape.data.base import is_image_data
+from ganscape.data.images import LazyImages
+from ganscape.data.prefetch import Prefetching
 from ganscape.errors import ConfigError, GanscapeWarning
 from ganscape.metrics import VALUES
 from ganscape.metrics.evaluate import Evaluator, write_result
@@ -160,7 +162,9 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
     device = resolve_device(device_name or cfg.train.device)
     data = build_dataset(cfg)
     check_data(cfg, data)
-    if device.type != "cpu" and hasattr(data, "to_device"):  # in-memory images: batches made on the device
+    if isinstance(data, LazyImages):  # decoded per batch: the next batch is decoded during the step
+        data = Prefetching(data, pin_memory=device.type == "cuda")
+    elif device.type != "cpu" and hasattr(data, "to_device"):  # in-memory images: batches made on the device
         data.to_device(device)
     objective = Objective.from_config(cfg)
     state = build_state(cfg, data, device, processes)
