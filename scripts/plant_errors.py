@@ -164,8 +164,6 @@ ERRORS = [
      "fused_d = cfg.train.fused_d"),
     ("objective: logits left in bf16", "objectives/objective.py",
      "return x.to(torch.promote_types(x.dtype, torch.float32))", "return x"),
-    ("spectral: power iteration under autocast", "nets/layers.py",
-     "with torch.autocast(self.weight.device.type, enabled=False):", "with torch.autocast(self.weight.device.type):"),
     ("step: a loss read on the host", "training/step.py", "                (d.total / weight).backward()\n",
      "                (d.total / weight).backward()\n                float(d.loss)\n"),
     ("step: penalties through the compiled D", "training/step.py", "penalty_D=D)", "penalty_D=state.D_forward)"),

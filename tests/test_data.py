@@ -627,7 +627,7 @@ def test_prefetched_batches_and_generator_states_equal_plain_sampling(tmp_path, 
     direct = [torch.Generator().manual_seed(s) for s in (1, 2)]
     ahead = [torch.Generator().manual_seed(s) for s in (1, 2)]
     saved = None
-    for call, n in enumerate([4, 4, 4, 4, 6, 6, 4, 4]):
+    for call, n in enumerate([4, 4, 4, 4, 6, 6, 4, 6]):
         shard = call % 2
         if call == 5:
             saved = direct[1].get_state()

@@ -253,3 +253,36 @@ def test_images_moved_to_the_device_give_the_same_draws_there(name):
     assert torch.equal(g_host.get_state(), g_moved.get_state())
     fixed, _ = moved.take(torch.arange(3))
     assert fixed.device.type == "meta" and fixed.shape == (3, host.shape[0], 16, 16)
+
+
+def test_a_sharded_update_follows_the_mean_of_its_shards_gradients():
+    """With train.shards=2 (one process), D's update follows the mean of the two shards' hinge-loss gradients,
+    each recomputed here from its own streams (``shard_streams``: shard s draws its batch and latents from
+    generators seeded from the run's seed and s) with the networks as they were before the step; and the
+    two shards draw different images."""
+    import copy
+
+    from ganscape.nets import sample_latent
+    from ganscape.objectives.losses import LOSSES
+    from ganscape.training.state import shard_streams
+
+    cfg = load_config(None, IMAGE + ["d.norm=layer", "g.norm=none", "train.shards=2", "loss=hinge", "train.ema=0"])
+    data = build_dataset(cfg)
+    state = build_state(cfg, data, torch.device("cpu"))
+    G, D = copy.deepcopy(state.G), copy.deepcopy(state.D)
+    train_step(state, data, Objective.from_config(cfg), cfg)
+    expected = [torch.zeros_like(p) for p in D.parameters()]
+    batches = []
+    for shard in (0, 1):
+        streams = shard_streams(cfg.train.seed, shard, torch.device("cpu"))
+        real, labels = data.sample(3, streams.data)
+        batches.append(real)
+        z = sample_latent(3, cfg.latent.dim, cfg.latent.dist, streams.latent, torch.device("cpu"))
+        with torch.no_grad():
+            fake = G(z, labels)
+        loss = LOSSES["hinge"].d_loss(D(real, labels), D(fake, labels))
+        for total, grad in zip(expected, torch.autograd.grad(loss, list(D.parameters()))):
+            total += grad / 2
+    assert not torch.equal(*batches), "the shards must draw different images, or the batch is one part twice"
+    for got, want in zip(state.D.parameters(), expected):
+        torch.testing.assert_close(got.grad, want, rtol=1e-4, atol=1e-6)
