@@ -184,8 +184,7 @@ def main() -> None:
             peer_flops = flops_of(peer)
             rows["torch-mimicry SNGAN-32"] = time_steps(peer, device, args.steps, args.repeats)
         for name in variants:
-            with precision_flags(next((o.split("=")[1] for o in VARIANTS[name] if o.startswith("train.precision")),
-                                      "fp32")):
+            with precision_flags(load_config(None, VARIANTS[name]).train.precision):  # as `ganscape train` sets them
                 rows[f"ganscape {name}"] = time_steps(ganscape_step(base + VARIANTS[name], device)[0], device,
                                                       args.steps, args.repeats)
         if mimicry is None and arch == "resnet_cifar":

@@ -93,7 +93,7 @@ def cmd_train(args) -> int:
         path = distributed.broadcast(None if run is None else str(run.path), processes)
         if run is None:
             run = RunDir(path)
-        elif processes.main:
+        else:
             print(f"run directory: {run}" + (f" ({processes.world} processes)" if processes.many else ""), flush=True)
         try:
             summary = train(cfg, run, until=args.until, processes=processes, device=device)
@@ -123,7 +123,7 @@ def cmd_resume(args) -> int:
             kept = run.restore_config()
             print(f"restored {run.config_path} from the newest checkpoint"
                   + (f" (the old file is {kept})" if kept else ""))
-        distributed.broadcast(None, processes)  # the others read the config once process 0 has restored it
+        distributed.barrier(processes)  # the others read the config once process 0 has restored it
         cfg = run.read_config(args.overrides)
         device = device if processes.many else cfg.train.device
         step = args.from_step if args.from_step is not None else run.latest_checkpoint()[0]

@@ -59,7 +59,7 @@ def start(device_name: str) -> tuple[Processes, str]:
         return SINGLE, device_name
     world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
+    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
     if use_cuda:
         torch.cuda.set_device(local)
     if not dist.is_initialized():
@@ -93,6 +93,12 @@ def all_reduce_grads(module: nn.Module, processes: Processes) -> None:
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+def barrier(processes: Processes) -> None:
+    """Wait until every process gets here."""
+    if processes.many:
+        dist.barrier()
 
 
 def broadcast(value, processes: Processes):

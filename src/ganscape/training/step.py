@@ -46,12 +46,13 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     batch = cfg.train.batch_size // state.total_shards  # each shard's part of a micro-batch
     weight = parts * state.total_shards  # each part's loss counts 1 / weight of the update
     networks = autocast(state.precision, device)  # G and D run in it; losses and penalty norms stay float32
+    shard_streams = state.streams
 
     for _ in range(cfg.train.n_disc):
         state.opt_d.zero_grad(set_to_none=True)
         d_parts, label_parts = [], []
         for _ in range(parts):
-            for streams in state.streams:
+            for streams in shard_streams:
                 real, labels = data.sample(batch, streams.data)
                 labels = labels.to(device) if cfg.data.conditional else None
                 z = sample_latent(batch, latent.dim, latent.dist, streams.latent, device)
