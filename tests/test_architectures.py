@@ -127,11 +127,12 @@ def test_projection_adds_the_embedding_dot_the_features():
     _, D = build("resnet_cifar", 32, num_classes=4)
     _, D0 = build("resnet_cifar", 32)
     D0.load_state_dict({k: v for k, v in D.state_dict().items() if not k.startswith("head.embed")})
-    x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.tensor([1, 3])
+    D, D0 = D.double(), D0.double()  # a formula: checked in float64
+    x, y = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1, torch.tensor([1, 3])
     phi = D.post(D.blocks((x + 1) / 2)).mean(dim=(2, 3))
     with torch.no_grad():
         expected = D0(x) + (D.head.embed.weight[y] * phi).sum(1)
-        assert torch.allclose(D(x, y), expected, atol=1e-6)
+        assert torch.allclose(D(x, y), expected, rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- layer and parameter counts
@@ -211,16 +212,16 @@ def test_resnet_blocks_without_their_residual_branch_are_the_shortcut_conv():
     # downsampling D block is avgpool(conv3x3(x)).
     torch.manual_seed(0)
     norm = NORMS["none"]
-    x = torch.randn(2, 4, 6, 6)
+    x = torch.randn(2, 4, 6, 6, dtype=torch.float64)  # a formula: checked in float64
     for block, expected in (
-        (GBlock(4, 4, norm), lambda b: F.conv2d(unpool(x), b.shortcut.weight, b.shortcut.bias, padding=1)),
-        (DBlock(4, 4, True, norm), lambda b: F.avg_pool2d(F.conv2d(x, b.shortcut.weight, b.shortcut.bias,
-                                                                   padding=1), 2)),
+        (GBlock(4, 4, norm).double(), lambda b: F.conv2d(unpool(x), b.shortcut.weight, b.shortcut.bias, padding=1)),
+        (DBlock(4, 4, True, norm).double(), lambda b: F.avg_pool2d(F.conv2d(x, b.shortcut.weight, b.shortcut.bias,
+                                                                            padding=1), 2)),
     ):
         with torch.no_grad():
             block.conv2.weight.zero_()
             block.conv2.bias.zero_()
-            assert torch.allclose(block(x), expected(block), atol=1e-6)
+            assert torch.allclose(block(x), expected(block), rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- weight-normalized ResNet

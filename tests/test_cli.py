@@ -5,6 +5,7 @@ import sys
 
 
 from ganscape.cli import main
+from ganscape.config import Experiment, all_keys, flatten, resolve, to_dict
 from ganscape.training.checkpoint import list_checkpoints
 
 
@@ -58,9 +59,28 @@ def test_config_show_prints_resolved_config_and_parameter_counts(capsys):
     assert "# parameters: G 4,866" in out
 
 
-def test_config_keys(capsys):
+def test_config_keys_shows_each_keys_type_default_and_description(capsys):
+    """Every key, in a column layout, with a description; each printed default, given back as an override,
+    leaves the default config (``Experiment()``) as it is, and the type is that of the default value."""
     assert main(["config", "keys"]) == 0
-    assert "train.steps" in capsys.readouterr().out.split()
+    header, *lines = capsys.readouterr().out.splitlines()
+    starts = [header.index(name) for name in ("KEY", "TYPE", "DEFAULT", "DESCRIPTION")] + [None]
+    rows = [[line[a:b].strip() for a, b in zip(starts, starts[1:])] for line in lines]
+    assert [key for key, *_ in rows] == all_keys()
+    defaults = flatten(to_dict(Experiment()))
+    for key, type_shown, default, description in rows:
+        assert description, f"{key} has no description"
+        value = defaults[key]
+        assert type_shown.startswith("list[") if isinstance(value, list) else type_shown == type(value).__name__
+        assert resolve({}, [f"{key}={default}"]) == Experiment(), f"{key}: printed default {default!r}"
+
+
+def test_config_keys_under_a_prefix(capsys):
+    assert main(["config", "keys", "g_opt"]) == 0
+    keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert keys == [key for key in all_keys() if key.startswith("g_opt.")] and len(keys) == 6
+    assert main(["config", "keys", "trian"]) == 2
+    assert "no config key starts with 'trian'; the sections are checkpoint, d," in capsys.readouterr().err
 
 
 def test_divergence_exit_code_and_message(tiny, capsys):

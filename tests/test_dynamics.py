@@ -245,6 +245,8 @@ def test_markdown_table_lists_every_method_with_its_verdict():
     assert len(lines) == 3
     assert lines[1].startswith("| unregularized GAN |") and "±0.5i" in lines[1] and lines[1].endswith("**no** |")
     assert lines[2].startswith("| R2 |") and "−0.15 ± 0.477i" in lines[2]
+    # stable at (0, 0) (ρ 0.975 and 0.970, see the README's table), but 5 steps from (1, 1) do not reach it
+    assert lines[2].endswith("**locally** |") and "| no (" in lines[2]
 
 
 def test_dirac_command_json(tmp_path, capsys):
@@ -276,6 +278,27 @@ def test_dirac_command_without_lr_and_other_schemes(capsys):
     assert main(["dynamics", "dirac", "--loss", "ns", "--penalty", "instance_noise:0.7"]) == 0
     out = capsys.readouterr().out
     assert "eigenvalues: −0.1225 ± 0.4848i" in out and "continuous-time gradient flow: converges" in out
+
+
+def test_dirac_verdict_is_local_where_a_far_start_does_not_reach_the_equilibrium(capsys):
+    """ns + r1 (weight 1) at lr 2: J = [[0, 1/2], [-1/2, -1]] at (0, 0), so simultaneous GD's map I + 2J =
+    [[1, 1], [-1, -1]] is nilpotent (spectral radius 0) and alternating GD's, (θ, ψ) -> (-ψ, -θ - ψ), has
+    radius (1 + √5)/2. From (10, 0) the field v = (ψ σ(-ψθ), -θ σ(ψθ) - ψ), iterated here in closed
+    form, saturates into the 2-cycle (10, -10) <-> (-10, 10); from (1, 1) simultaneous GD reaches 0."""
+    sigmoid = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
+    theta, psi = 10.0, 0.0
+    for _ in range(100):
+        theta, psi = theta + 2 * psi * sigmoid(-psi * theta), psi + 2 * (-theta * sigmoid(psi * theta) - psi)
+    assert (theta, psi) == pytest.approx((-10.0, 10.0))
+    args = ["dynamics", "dirac", "--loss", "ns", "--penalty", "r1:1", "--lr", "2", "--steps", "100"]
+    assert main(args + ["--start", "10", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "final distance 14.1)" in out  # |(-10, 10)|
+    assert "continuous-time gradient flow: converges (" in out
+    assert "simultaneous GD, lr 2: converges locally (spectral radius" in out
+    assert "alternating GD, lr 2, n_disc 1: does not converge (spectral radius 1.61803)" in out
+    assert main(args + ["--start", "1", "1"]) == 0
+    assert "simultaneous GD, lr 2: converges (spectral radius" in capsys.readouterr().out
 
 
 def test_dirac_command_json_is_strict_where_the_jacobian_is_undefined(capsys):

@@ -78,6 +78,38 @@ def test_inception_input_conventions():
         inception_input(x, "pil")
 
 
+def test_the_clean_convention_is_clean_fids_input_and_is_recorded(settings, tmp_path):
+    """``metrics.inception_input=clean``: the network input is clean-fid's resize of the 8-bit pixels (its
+    ``build_resizer("clean")``, the independent reference) scaled by (p - 128) / 128, as clean-fid's Inception
+    scales it. The protocol names the convention, so a result under another one is kept, not replaced."""
+    from dataclasses import replace
+
+    from cleanfid.resize import build_resizer
+
+    from ganscape.metrics.evaluate import write_result
+    from ganscape.metrics.features import inception_features
+
+    pixels = smooth_images(2, 12, 10, seed=0)
+    x = pixels.float() / 127.5 - 1
+    expected = torch.stack([torch.from_numpy(build_resizer("clean")(image.permute(1, 2, 0).numpy()))
+                            for image in pixels]).permute(0, 3, 1, 2)
+    # test_inception checks the resize against clean-fid to 7.3e-4 on the 0..255 scale: 7.3e-4 / 128 here.
+    torch.testing.assert_close(inception_input(x, "clean"), (expected - 128) / 128, rtol=0, atol=7.3e-4 / 128)
+    clean = Evaluator(["fid"], tiny_images(), DataConfig(name="tiny"), latent_dim=4, num_samples=8,
+                      settings=replace(settings, inception_input="clean"))
+    features, _ = inception_features([x], clean.inception, "clean")
+    assert features.shape == (2, 2048) and features.isfinite().all()
+    protocol = clean.protocol()
+    assert protocol["inception"]["input"] == "clean" and "clean-fid" in protocol["inception"]["resizer"]
+    tf = Evaluator(["fid"], tiny_images(), DataConfig(name="tiny"), latent_dim=4, num_samples=8, settings=settings)
+    path = tmp_path / "step_00000001.json"
+    write_result(path, {"values": {"fid": 1.0}, "protocol": tf.protocol()})
+    written, kept = write_result(path, {"values": {"fid": 2.0}, "protocol": protocol})
+    assert kept == path and written != path and json.loads(path.read_text())["values"]["fid"] == 1.0
+    with pytest.raises(ValueError, match="already resized to 299x299"):
+        FIDInception(resize="none")(x)
+
+
 def test_subset_indices_are_fixed_sorted_and_spread():
     a = ref.subset_indices(1000, 100)
     assert torch.equal(a, ref.subset_indices(1000, 100))
@@ -249,7 +281,7 @@ def test_eval_command_writes_values_and_protocol(tiny, tmp_path, capsys):
     assert (run.eval / "step_00000020.json").read_text() == during_training
     out = capsys.readouterr().out
     assert "kept step_00000020.json: it was computed under another protocol" in out
-    assert "num_samples 500, now 300" in out
+    assert "another protocol (samples 300 here, 500 in the file; modes samples 300 here, 500 in the file)" in out
     (beside,) = run.eval.glob("step_00000020-*.json")
     assert f"wrote {beside}" in out
     result = json.loads(beside.read_text())

@@ -79,6 +79,61 @@ def test_a_model_loads_in_a_fresh_process_without_its_data_and_samples_bit_for_b
     assert spec.class_names == ("cat", "dog", "owl")
 
 
+def test_a_loaded_generator_is_a_module_to_call_move_and_wrap(trained_run, tmp_path):
+    """``load_generator`` gives an ``nn.Module``: ``G(z, y)`` on the latents of a seed gives exactly what
+    ``sample`` draws (the run's sampling path), ``.to`` reaches the network's weights, and a module that
+    holds it sees its parameters and calls it."""
+    from ganscape.metrics.evaluate import seeded_latents
+
+    run, _ = trained_run
+    G = load_generator(export_run(run, tmp_path / "m"))
+    assert isinstance(G, torch.nn.Module) and not G.training and not G.net.training
+    labels = torch.tensor([2, 0, 1, 1, 2])
+    z = seeded_latents(5, G.spec.latent_dim, G.spec.latent_dist, 7, "cpu")
+    expected = G.sample(5, seed=7, labels=labels)
+    with torch.no_grad():
+        assert torch.equal(G(z, labels), expected)
+
+    class ToUnitRange(torch.nn.Module):
+        def __init__(self, generator):
+            super().__init__()
+            self.generator = generator
+
+        def forward(self, z, labels):
+            return (self.generator(z, labels) + 1) / 2
+
+    wrapped = ToUnitRange(G)
+    assert {f"generator.net.{key}" for key in G.net.state_dict()} == set(wrapped.state_dict())
+    with torch.no_grad():
+        assert torch.equal(wrapped(z, labels), (expected + 1) / 2)
+    assert G.to("cpu") is G and G.device == torch.device("cpu")
+    wrapped.to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in G.net.parameters())
+    with torch.no_grad():
+        assert G(z.double(), labels).dtype == torch.float64
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)], ids=["umask022", "umask077"])
+def test_exported_and_atomically_written_files_follow_the_umask(trained_run, tmp_path, umask, mode):
+    """Every file of an exported model, a checkpoint and an evaluation result gets 0o666 less the umask,
+    the mode open() gives a new file (safetensors alone creates 0600, which hid model.safetensors from
+    the group and others)."""
+    from ganscape.jsonio import write_json
+    from ganscape.training.checkpoint import save_checkpoint
+
+    run, _ = trained_run
+    previous = os.umask(umask)
+    try:
+        out = export_run(run, tmp_path / "m", with_discriminator=True)
+        written = [*out.iterdir(), save_checkpoint(tmp_path / "step.safetensors", {"x": torch.zeros(2)}),
+                   write_json(tmp_path / "eval.json", {"values": {}})]
+    finally:
+        os.umask(previous)
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "discriminator.safetensors",
+                                               "samples.png", "README.md"}
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: oct(mode) for p in written}
+
+
 def test_a_run_directory_and_its_export_load_the_same(trained_run, tmp_path):
     run, _ = trained_run
     from_run, exported = load_generator(run.path), load_generator(export_run(run, tmp_path / "m"))
@@ -92,7 +147,7 @@ def test_a_run_directory_and_its_export_load_the_same(trained_run, tmp_path):
     assert config["provenance"]["step"] == 6 and config["provenance"]["data"]["name"] == "class_folder"
     card = (tmp_path / "m" / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: ganscape") and "![samples](samples.png)" in card
-    assert Image.open(tmp_path / "m" / "samples.png").size == (8 * 18 + 2, 8 * 18 + 2)
+    assert Image.open(tmp_path / "m" / "samples.png").size == (4 * (8 * 18 + 2),) * 2  # enlarged 4 times to >= 512
 
 
 def test_the_raw_generator_and_the_discriminator_export_too(trained_run, tmp_path):
@@ -219,7 +274,8 @@ def test_truncated_samples_use_the_truncated_latents(trained_run):
 def test_sample_writes_a_grid_a_folder_and_an_npz(trained_run, tmp_path, capsys):
     run, _ = trained_run
     assert main(["sample", str(run.path), "--per-class", "2", "--out", str(tmp_path / "grid.png")]) == 0
-    assert Image.open(tmp_path / "grid.png").size == (2 * 18 + 2, 3 * 18 + 2)  # a row per class
+    width, height = Image.open(tmp_path / "grid.png").size  # a row per class, enlarged 10 times, labelled
+    assert height == 10 * (3 * 18 + 2) and width > 10 * (2 * 18 + 2)
     assert main(["sample", str(run.path), "--n", "5", "--classes", "owl,cat", "--out", str(tmp_path / "pngs/")]) == 0
     assert sorted(p.name for p in (tmp_path / "pngs").glob("*.png")) == [f"{i:06d}.png" for i in range(5)]
     assert (tmp_path / "pngs" / "labels.csv").read_text().splitlines()[1:3] == ["000000.png,2", "000001.png,0"]
@@ -233,6 +289,46 @@ def test_sample_writes_a_grid_a_folder_and_an_npz(trained_run, tmp_path, capsys)
     assert np.array_equal(images, expected)
     assert main(["sample", str(run.path), "--classes", "yak", "--out", str(tmp_path / "x.png")]) == 2
     assert "unknown class 'yak'" in capsys.readouterr().err
+
+
+def test_sample_step_draws_from_an_older_checkpoint(trained_run, tmp_path, capsys):
+    """--step 3 samples the EMA generator of the step-3 checkpoint: the same images as that checkpoint's weights
+    loaded by hand into a freshly built generator, and not those of the newest checkpoint (step 6)."""
+    run, _ = trained_run
+    sample = ["sample", str(run.path), "--n", "5", "--seed", "2", "--out"]
+    assert main([*sample[:2], "--step", "3", *sample[2:], str(tmp_path / "old.npz")]) == 0
+    assert main([*sample, str(tmp_path / "new.npz")]) == 0
+    old, new = (np.load(tmp_path / name)["images"] for name in ("old.npz", "new.npz"))
+    from ganscape.metrics.evaluate import generated_batches
+    from ganscape.metrics.features import to_uint8
+    from ganscape.nets import ModelSpec, build_generator
+
+    state = load_run_checkpoint(run.checkpoints / "step_00000003.safetensors")
+    spec = ModelSpec.from_json(state["spec"], "checkpoint")
+    G = build_generator(run.read_config().g, spec)
+    G.load_state_dict(state["G_ema"])
+    expected = torch.cat(list(generated_batches(G.eval(), 5, spec.latent_dim, spec.latent_dist, 2, "cpu", 3,
+                                                labels=torch.tensor([0, 1, 2, 0, 1]))))
+    assert np.array_equal(old, to_uint8(expected).permute(0, 2, 3, 1).numpy()) and not np.array_equal(old, new)
+    assert main([*sample[:2], "--step", "4", *sample[2:], str(tmp_path / "x.npz")]) == 2
+    assert "no checkpoint at step 4 (checkpoints: 3, 6)" in capsys.readouterr().err
+    model = export_run(run, tmp_path / "m")
+    assert main(["sample", str(model), "--step", "3", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "--step picks a checkpoint of a run directory" in capsys.readouterr().err
+
+
+def test_a_2d_generator_samples_to_a_scatter_picture(tmp_path):
+    """Points of ring8 are drawn as a 600 x 540 scatter picture: generated points in orange over real ones."""
+    cfg = load_config(None, ["data.name=ring8", "g.width=8", "d.width=8", "train.steps=2", "eval.every=100",
+                             "log.samples_every=0", "checkpoint.every=2", f"run.root={tmp_path}", "run.name=ring",
+                             "log.tensorboard=false"])
+    train(cfg, RunDir.create(cfg), progress=False)
+    assert main(["sample", str(tmp_path / "ring"), "--n", "500", "--out", str(tmp_path / "points.png")]) == 0
+    rgb = np.asarray(Image.open(tmp_path / "points.png").convert("RGB")).astype(int)
+    assert rgb.shape == (540, 600, 3)
+    orange = (rgb[..., 0] > 200) & (rgb[..., 0] - rgb[..., 2] > 80)  # tab:orange is (255, 127, 14)
+    grey = (abs(rgb[..., 0] - rgb[..., 2]) < 10) & (rgb[..., 0] < 150)  # the real points and the axes
+    assert orange.sum() > 100 and grey.sum() > 100
 
 
 def test_slerp_keeps_the_norm_path_and_ends_at_both_latents():
@@ -256,9 +352,9 @@ def test_interpolation_between_classes_starts_and_ends_at_the_classes(trained_ru
     torch.testing.assert_close(strip.view(2, 5, 3, 16, 16)[:, -1], ends[[2, 3]])
     assert main(["interpolate", str(run.path), "--steps", "4", "--rows", "2", "--out", str(tmp_path / "a.gif")]) == 0
     gif = Image.open(tmp_path / "a.gif")
-    assert gif.n_frames == 4 + 2 and gif.size == (2 * 18 + 2, 18 + 2)
+    assert gif.n_frames == 4 + 2 and gif.size == (14 * (2 * 18 + 2), 14 * (18 + 2))  # enlarged to >= 512
     assert main(["interpolate", str(run.path), "--steps", "4", "--out", str(tmp_path / "s.png")]) == 0
-    assert Image.open(tmp_path / "s.png").size == (4 * 18 + 2, 4 * 18 + 2)
+    assert Image.open(tmp_path / "s.png").size == (7 * (4 * 18 + 2),) * 2
 
 
 # ---------------------------------------------------------------- scoring anything
@@ -325,6 +421,27 @@ def test_fid_sources_and_their_errors(tmp_path, capsys, random_weights):
                  f"metrics.cache_dir={tmp_path / 'c'}"]) == 0
     out = capsys.readouterr().out
     assert "digits test against digits train" in out and "precision" in out
+
+
+def test_fid_json_is_alone_on_stdout_and_progress_follows_the_terminal(tmp_path, capsys, monkeypatch,
+                                                                        random_weights):
+    """``--json``: stdout is one JSON object (a script can parse it); the summary, the note of --out, the
+    warning that KID's subsets were clipped and the progress bars go to stderr. Progress bars (tqdm's
+    "img/s") appear when stderr is a terminal, and not otherwise."""
+    def fid(*extra, cache):
+        return main(["fid", "digits:test", "digits:train", "--samples", "6", "--metrics", "kid",
+                     f"metrics.cache_dir={tmp_path / cache}", *extra])
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert fid("--json", "--out", str(tmp_path / "r.json"), cache="a") == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == json.loads((tmp_path / "r.json").read_text())["values"]
+    assert "digits test against digits train" in err and "wrote" in err and "kid_subset_size" in err
+    assert "img/s" in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert fid(cache="b") == 0
+    out, err = capsys.readouterr()
+    assert "img/s" not in err and "digits test against digits train" in out
 
 
 def test_eval_accepts_an_exported_model(trained_run, tmp_path, random_weights, capsys):

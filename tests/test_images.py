@@ -4,13 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ganscape.cli import main
 from ganscape.config import load_config
 from ganscape.data import build_dataset
 from ganscape.nets import ModelSpec, build_discriminator, build_generator
-from ganscape.plots import TITLE_HEIGHT, with_title
+from ganscape.plots import with_title
 from ganscape.training.loop import train
 from ganscape.training.run import RunDir
 
@@ -25,8 +26,9 @@ def test_digits_preset_trains_through_the_command_line_and_writes_a_sample_grid(
                  "log.tensorboard=true", *TINY_IMAGES])
     assert code == 0
     grid = np.asarray(Image.open(tmp_path / "d" / "samples" / "step_00000002.png"))
-    assert grid.shape == (TITLE_HEIGHT + 8 * 34 + 2, 8 * 34 + 2, 3)  # a caption; 8x8 images of 32x32, 2-pixel padding
-    caption, tiles = grid[:TITLE_HEIGHT], grid[TITLE_HEIGHT + 2:-2, 2:-2]
+    side = 2 * (8 * 34 + 2)  # 8x8 images of 32x32 with 2-pixel padding (274 pixels), doubled to reach 512
+    assert grid.shape[1] == side and side < grid.shape[0] < side + 40  # a one-line caption above the grid
+    caption, tiles = grid[:-side], grid[-side + 4:-4, 4:-4]
     assert tiles.std() > 0  # generated pixels, not a blank picture
     assert (caption < 128).any() and (caption > 128).mean() > 0.8  # dark text on white
     assert list((tmp_path / "d" / "events").glob("events.out.tfevents.*"))
@@ -35,10 +37,10 @@ def test_digits_preset_trains_through_the_command_line_and_writes_a_sample_grid(
 
 def test_image_grids_are_captioned_with_step_and_generator():
     """The caption is drawn text: changing it changes the strip's pixels, never the grid below it."""
-    grid = np.zeros((20, 60, 3), dtype=np.uint8)
+    grid = np.zeros((20, 300, 3), dtype=np.uint8)
     a, b = with_title(grid, "step 10, EMA generator"), with_title(grid, "step 20, generator")
-    assert a.shape == (20 + TITLE_HEIGHT, 60, 3) and np.array_equal(a[TITLE_HEIGHT:], grid)
-    assert not np.array_equal(a[:TITLE_HEIGHT], b[:TITLE_HEIGHT])
+    assert a.shape[1:] == (300, 3) and a.shape[0] > 20 and np.array_equal(a[-20:], grid)
+    assert a.shape == b.shape and not np.array_equal(a[:-20], b[:-20])
 
 
 @pytest.mark.parametrize("arch", ["sndcgan", "dcgan", "resnet_cifar", "wn_resnet"])
@@ -87,10 +89,28 @@ def test_cifar10_jpeg_presets_train_a_step_on_the_real_zip(tmp_path, preset, mon
 
 
 def test_config_show_without_the_data_still_prints_the_config(capsys):
-    assert main(["config", "show", str(REPO / "configs" / "landscape_resnet19_celebahq128.yaml"),
-                 "data.root=/nonexistent/celebahq"]) == 0
+    """A class folder without data.resolution: the images' size is read from the files, so nothing is counted."""
+    assert main(["config", "show", str(REPO / "configs" / "cifar10_jpeg_sndcgan.yaml"),
+                 "data.root=/nonexistent/cifar10.zip"]) == 0
     out = capsys.readouterr().out
-    assert "arch: resnet19" in out and "# parameters: not counted, the data set is not available" in out
+    assert "arch: sndcgan" in out and "# parameters: not counted, the data set is not available" in out
+
+
+@pytest.mark.parametrize("preset, shape, classes", [
+    ("landscape_sndcgan_cifar10", (3, 32, 32), 0),
+    ("biggan_cifar10", (3, 32, 32), 10),  # conditional: CIFAR-10's 10 classes, known without its files
+    ("landscape_resnet19_celebahq128", (3, 128, 128), 0),  # an image folder at the preset's data.resolution
+])
+def test_config_show_counts_parameters_without_the_data(capsys, preset, shape, classes):
+    """The expected counts are those of G and D built by hand from a spec of the data set's shape and classes."""
+    assert main(["config", "show", preset, "data.root=/nonexistent/data"]) == 0
+    cfg = load_config(preset)
+    spec = ModelSpec(shape, classes, latent_dim=cfg.latent.dim, latent_dist=cfg.latent.dist)
+    with torch.device("meta"):
+        G, D = build_generator(cfg.g, spec), build_discriminator(cfg.d, spec)
+    expected = (f"# parameters: G {sum(p.numel() for p in G.parameters()):,}  "
+                f"D {sum(p.numel() for p in D.parameters()):,}")
+    assert expected in capsys.readouterr().out.splitlines()
 
 
 def test_config_show_counts_image_network_parameters(capsys):

@@ -18,12 +18,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from float32_error import assert_float32_close, float32_bound, network_bound
 from ganscape.cli import main
 from ganscape.config import load_config
 from ganscape.errors import CheckpointError
 from ganscape.hub import load_generator
 from ganscape.importers import FILLED, convert_state_dict, load_reference_weights, read_state_dict, reference_names
 from ganscape.nets import ModelSpec, build_discriminator, build_generator
+
+pytestmark = pytest.mark.numerics  # float32 results against float64: CI reruns these under AVX2 kernels
 
 FIXTURES = Path(__file__).parent / "data" / "biggan_pytorch"
 
@@ -56,18 +59,23 @@ def fixture_networks(name: str):
 
 @pytest.mark.parametrize("name", CASES)
 def test_converted_networks_reproduce_the_reference_outputs(name):
+    """The converted networks, run in float64, give the reference's float32 outputs within float32 rounding of
+    a forward pass (``network_bound``: 2e-5 to 1.5e-4 of the norm here, 20 to 1000 times the reference's own
+    rounding error; 1% noise on the weights of one conv alone moves the images by 15 to 250 times the bound)."""
     G, D = fixture_networks(name)
     load_reference_weights(G, FIXTURES / f"{name}_G.pth")
     load_reference_weights(D, FIXTURES / f"{name}_D.pth")
     io = load_file(str(FIXTURES / f"{name}_io.safetensors"))
+    z = io["z"].double()
     G.eval(), D.eval()
     with torch.no_grad():
-        images = G(io["z"], io["y"])
-        torch.testing.assert_close(images, io["G_eval"], rtol=1e-4, atol=2e-5)
-        torch.testing.assert_close(D(io["G_eval"], io["y"]), io["D_eval"].view(-1), rtol=1e-4, atol=1e-4)
+        assert_float32_close(io["G_eval"], G.double()(z, io["y"]), network_bound(G), "G eval")
+        assert_float32_close(io["D_eval"].view(-1), D.double()(io["G_eval"].double(), io["y"]), network_bound(D),
+                             "D eval")
         G.train()
-        torch.testing.assert_close(G(io["z"], io["y"]), io["G_train"], rtol=1e-4, atol=2e-5)
-    torch.testing.assert_close(G.linear.u, io["G_train_u_after"].view(-1), rtol=1e-5, atol=1e-6)
+        assert_float32_close(io["G_train"], G(z, io["y"]), network_bound(G), "G train")
+    u_bound = float32_bound(2, max(G.linear.weight.shape))  # u = normalize(W normalize(W^T u0))
+    assert_float32_close(io["G_train_u_after"].view(-1), G.linear.u, u_bound, "G.linear.u after the step")
 
 
 @pytest.mark.parametrize("script", LAUNCH)
@@ -119,7 +127,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     with open(path, "wb") as f:
         pickle.dump(Payload(), f)
     torch.save({"linear.weight": Payload()}, path)
-    with pytest.raises(CheckpointError, match=r"G.pth was refused: it is not a plain state dict of tensors"):
+    with pytest.raises(CheckpointError, match=r"G.pth was refused: loading it would run code \(it calls print\)"):
         read_state_dict(path)
     with pytest.raises(Exception, match=r"does not exist"):
         read_state_dict(tmp_path / "nothing.pth")
@@ -127,7 +135,8 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
 
 def test_import_command_writes_a_model_that_samples_like_the_reference(tmp_path, capsys):
     """``ganscape import biggan-pytorch`` with the fixture's settings, then ``load_generator``: the exported
-    EMA generator reproduces the reference's eval-mode images for the same z and classes."""
+    EMA generator, run in float64, reproduces the reference's eval-mode images for the same z and classes
+    within float32 rounding (see the test above)."""
     shared, g_only, spec = CASES["biggan64_hier"]
     overrides = ([f"g.{o}" for o in ["norm=spectral", *shared, *g_only]]
                  + [f"d.{o}" for o in ["norm=spectral", *shared]] + ["d.biggan.attention=8", "latent.dim=20"])
@@ -139,7 +148,7 @@ def test_import_command_writes_a_model_that_samples_like_the_reference(tmp_path,
     model = load_generator(out)
     io = load_file(str(FIXTURES / "biggan64_hier_io.safetensors"))
     with torch.no_grad():
-        torch.testing.assert_close(model.net(io["z"], io["y"]), io["G_eval"], rtol=1e-4, atol=2e-5)
+        assert_float32_close(io["G_eval"], model.net.double()(io["z"].double(), io["y"]), network_bound(model.net))
     config = json.loads((out / "config.json").read_text())
     assert config["weights"] == "ema" and config["provenance"]["imported"]["from"] == "BigGAN-PyTorch"
     assert (out / "discriminator.safetensors").is_file() and (out / "samples.png").is_file()

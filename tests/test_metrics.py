@@ -34,6 +34,7 @@ def test_fid_matches_scipy_sqrtm_reference():
     assert fid_from_features(low1, low2) == pytest.approx(_scipy_fid(low1, low2), rel=1e-6)
 
 
+@pytest.mark.numerics  # float32 features against float64
 def test_fid_of_a_set_with_itself_is_zero_and_fid_is_symmetric():
     rng = np.random.default_rng(1)
     f1, f2 = rng.normal(size=(300, 32)), rng.normal(size=(200, 32)) + 0.2
@@ -211,6 +212,7 @@ def test_ms_ssim_matches_an_independent_float64_implementation():
             assert float(single[n]) == pytest.approx(sk, abs=0.05)  # skimage also averages borders
 
 
+@pytest.mark.numerics  # float32 images against float64
 def test_ms_ssim_identity_symmetry_and_noise():
     x = _smooth_images(3, 64, 2)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)

@@ -252,13 +252,13 @@ def test_penalties_do_not_leak_gradient_or_graph():
 
 def test_l2_is_the_mean_half_squared_norm_of_weight_tensors_only():
     torch.manual_seed(0)
-    D = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.BatchNorm1d(2))
+    D = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.BatchNorm1d(2)).double()  # a formula
     with torch.no_grad():
         D[3].weight.fill_(5.0)
         D[0].bias.fill_(3.0)
     expected = (0.5 * D[0].weight.square().sum() + 0.5 * D[2].weight.square().sum()) / 2
-    assert l2(D).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert d_penalty("l2", D, None, None, None, None).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert l2(D).item() == pytest.approx(expected.item(), rel=1e-12)
+    assert d_penalty("l2", D, None, None, None, None).item() == pytest.approx(expected.item(), rel=1e-12)
 
 
 def off_diagonal_gram_by_loops(rows):

@@ -27,6 +27,7 @@ class LinearBN(nn.Module):
         return self.norm(self.linear(z) + (0 if y is None else y[:, None].float()))
 
 
+@pytest.mark.usefixtures("float64")  # a formula: checked in float64
 def test_the_statistics_are_the_plain_averages_of_the_batch_statistics():
     """Independent value: the mean over passes of each batch's mean and unbiased variance of the norm's input,
     recorded by a hook; the generator keeps its eval mode and its momentum."""

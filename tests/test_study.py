@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import yaml
 from scipy.stats import qmc
 
 from ganscape.cli import main
-from ganscape.config import load_config
+from ganscape.config import RunConfig, load_config, to_dict
 from ganscape.errors import ConfigError
 from ganscape.study.budget import expected_best, expected_best_curve
 from ganscape.study.engine import create, grid_points, load_studies, sobol_points
@@ -203,7 +204,7 @@ def test_expected_best_follows_the_order_statistics_formula():
 
 def test_the_summary_counts_diverged_trials_apart_and_ranks_the_rest():
     spec = parse_spec(EVERY_KIND, "spec")
-    trials = [{"value": v, "wall_s": 2.0} for v in (0.4, math.inf, 0.1, 0.3)]
+    trials = [{"value": v, "compute_s": 2.0} for v in (0.4, math.inf, 0.1, 0.3)]
     row = summary_rows(spec, {"loss=ns": trials})[0]
     assert (row["trials"], row["diverged"], row["best"], row["median"]) == (4, 1, 0.1, 0.3)
     assert row["expected_best_of_5"] == pytest.approx(expected_best([0.4, 0.1, 0.3], 5))
@@ -276,6 +277,9 @@ def test_study_run_trains_on_workers_and_writes_the_report(tmp_path, capsys):
     assert main(["study", "run", str(tmp_path / "mini"), "--workers", "2", "--trials", "2"]) == 0
     out = capsys.readouterr().out
     assert "queued 2 more trial(s)" in out and "4 trial(s) complete, 0 pruned, 0 failed, 0 waiting" in out
+    progress = re.findall(r"^trials done: (\d+)/(\d+), about (\d+) (s|min|h) left$", out, flags=re.MULTILINE)
+    assert [(done, total) for done, total, _, _ in progress] == [("1", "4"), ("2", "4"), ("3", "4"), ("4", "4")]
+    assert progress[-1][2] == "0"  # nothing left once the last trial is done
     assert (tmp_path / "mini" / "report" / "index.html").stat().st_size > 20_000
     assert len(list((tmp_path / "mini" / "runs").glob("loss=*/trial-*-seed-0/checkpoints/*.safetensors"))) >= 4
     logs = sorted(p.name for p in (tmp_path / "mini" / "logs").iterdir())
@@ -316,3 +320,147 @@ def test_a_retry_waits_while_the_given_up_worker_still_holds_the_run(tmp_path):
     wait_until_free(RunDir(tmp_path / "run"), poll_s=0.05)
     assert time.perf_counter() - tic >= 0.45
     wait_until_free(RunDir(tmp_path / "absent"))  # a run not started yet: nothing to wait for
+
+
+# ---------------------------------------------------------------- a study's runs as runs
+
+
+TINY_STUDY = {"name": "tiny", "base": "ring8_grid", "groups": {"loss": ["ns", "hinge"]}, "space": "wide", "trials": 2,
+              "seeds": 1, "sampler": {"name": "sobol", "seed": 0}, "objective": "js_to_target",
+              "overrides": ["train.steps=60", "eval.every=30", "eval.samples=300", "log.every=30",
+                            "log.samples_every=0", "checkpoint.every=30", "train.ema=0"]}
+
+
+def _shown_config(capsys, args: list[str]) -> dict:
+    """The config that 'ganscape config show' prints (its parameter count is a YAML comment)."""
+    assert main(["config", "show", *args]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_a_trials_run_directory_is_a_preset_for_train_and_config_show(tiny, tmp_path, monkeypatch, capsys):
+    """A path holding '=' (runs/loss=ns/trial-...) is the preset, not an override; as a preset a run directory
+    gives its config.yaml without run.* (a new run, named as usual, in the default root)."""
+    monkeypatch.chdir(tmp_path)
+    trial = tmp_path / "study" / "runs" / "loss=ns" / "trial-0000-seed-0"
+    overrides = [o for o in tiny if not o.startswith("run.")] + [f"run.root={trial.parent}", f"run.name={trial.name}"]
+    assert main(["train", *overrides]) == 0
+    capsys.readouterr()
+    trained = yaml.safe_load((trial / "config.yaml").read_text())
+    checkpoints = sorted(p.name for p in (trial / "checkpoints").iterdir())
+    defaults = to_dict(RunConfig())
+    assert _shown_config(capsys, [str(trial)]) == trained | {"run": defaults}
+    assert _shown_config(capsys, [str(trial), "train.steps=7"])["train"] == trained["train"] | {"steps": 7}
+    assert main(["train", str(trial), "train.steps=20"]) == 0
+    [new] = list((tmp_path / "runs").iterdir())
+    assert new.name.startswith(f"{trained['data']['name']}-{trained['loss']}-")  # the usual name
+    again = yaml.safe_load((new / "config.yaml").read_text())
+    assert again == trained | {"train": trained["train"] | {"steps": 20}, "run": defaults}
+    assert sorted(p.name for p in (trial / "checkpoints").iterdir()) == checkpoints  # the trial is untouched
+    assert main(["config", "show", str(trial.parent)]) == 2
+    assert "loss=ns is a folder without a config.yaml" in capsys.readouterr().err
+
+
+def test_study_best_writes_the_best_trials_config_as_a_preset(tmp_path, capsys):
+    """The best trial is found independently from the Optuna studies (the lowest value over the groups, or in
+    one group); the preset resolves to that trial's config.yaml, run.* aside."""
+    from ganscape.study import engine
+
+    folder = create(parse_spec(TINY_STUDY, "spec"), tmp_path / "study")
+    out = tmp_path / "best.yaml"
+    assert main(["study", "best", str(folder.path), "--out", str(out)]) == 2
+    assert "no trial of any group has finished with a finite eval/js_to_target yet" in capsys.readouterr().err
+    assert engine.worker(folder, log=lambda message: None) == 4
+    trials = {group["loss"]: study.get_trials() for group, study in load_studies(folder)[1]}
+    for group in (None, "hinge"):
+        candidates = [(t.value, loss, t) for loss, ts in trials.items() for t in ts if group in (None, loss)]
+        value, loss, expected = min(candidates, key=lambda c: c[0])
+        assert main(["study", "best", str(folder.path), "--out", str(out)]
+                    + ([] if group is None else ["--group", f"loss={group}"])) == 0
+        printed = capsys.readouterr().out
+        assert f"best trial: loss={loss}, trial {expected.number}, eval/js_to_target {value:.6g}" in printed
+        assert ("best of 2 group(s)" in printed) == (group is None)
+        trained = yaml.safe_load((folder.runs / expected.user_attrs["run_dirs"][0] / "config.yaml").read_text())
+        assert _shown_config(capsys, [str(out)]) == trained | {"run": to_dict(RunConfig())}
+    assert main(["study", "best", str(folder.path), "--group", "loss=wgan", "--out", str(out)]) == 2
+    assert "has no group 'loss=wgan'; its groups: loss=ns; loss=hinge." in capsys.readouterr().err
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_study_status_shows_a_dead_workers_trial_as_dead(tmp_path, capsys):
+    """Three running trials: one whose worker's pid is gone on this machine, one silent beyond the grace
+    period on another machine, and one with a live worker (this process) that beat just now."""
+    import os
+    import socket
+    import time
+
+    from ganscape.study.engine import GRACE_S, claim
+
+    folder = create(parse_spec(TINY_STUDY, "spec"), tmp_path / "study")
+    [(_, ns), (_, hinge)] = load_studies(folder)[1]
+    here = socket.gethostname()
+    for study, worker, beat in ((ns, {"host": here, "pid": _dead_pid()}, time.time()),
+                                (ns, {"host": "elsewhere", "pid": 1}, time.time() - GRACE_S - 60),
+                                (hinge, {"host": here, "pid": os.getpid()}, time.time())):
+        trial = claim(study)
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("heartbeat", beat)
+    assert main(["study", "status", str(folder.path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(": 1 running, 1 waiting, 2 dead")
+    assert f"  dead: loss=ns, trial 0, on {here} pid " in out and "is gone); the next worker queues it again" in out
+    assert "  dead: loss=ns, trial 1, on elsewhere pid 1 (no heartbeat for 18" in out
+    assert f"  running: loss=hinge, trial 0, on {here} pid {os.getpid()}, heartbeat 0 s ago" in out
+
+
+def test_a_trials_compute_counts_the_time_of_its_killed_attempt(tmp_path):
+    """A trial's first attempt dies (its worker's pid is gone) after beating for 7.5 s; its retry trains the run.
+    Independent value: the killed attempt's last heartbeat minus its start, plus the retry's recorded wall
+    times, read from the storage; the budget curves' compute (the summary's mean) is that sum."""
+    from ganscape.study import engine
+    from ganscape.study.report import gather, groups_of
+
+    spec = parse_spec(TINY_STUDY | {"groups": {}, "trials": 1}, "spec")
+    folder = create(spec, tmp_path / "study")
+    [(_, study)] = load_studies(folder)[1]
+    attempt = engine.claim(study)
+    started = study._storage.get_trial(attempt._trial_id).datetime_start
+    attempt.set_user_attr("worker", {"host": engine.socket.gethostname(), "pid": _dead_pid()})
+    attempt.set_user_attr("heartbeat", started.timestamp() + 7.5)
+    assert engine.worker(folder, log=lambda message: None) == 1
+    killed, retry = study.get_trials()
+    assert killed.state.name == "FAIL" and retry.user_attrs["retry_of"] == killed.number
+    expected = (killed.user_attrs["heartbeat"] - killed.datetime_start.timestamp()) + sum(retry.user_attrs["wall_s"])
+    assert expected > 7.5
+    _, rows, _ = gather(folder)
+    assert [r["compute_s"] for r in rows] == [pytest.approx(7.5, abs=1e-6), pytest.approx(expected, rel=1e-12)]
+    [row] = summary_rows(spec, groups_of(rows, spec))
+    assert row["mean_compute_s"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_study_status_and_report_describe_themselves(capsys):
+    for action, words in (("status", "shows as dead"), ("report", "every attempt of a trial counted")):
+        with pytest.raises(SystemExit):
+            main(["study", action, "--help"])
+        assert words in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_budget_plot_labels_whole_numbers_of_trials():
+    """The trials axis (log scale) is labelled 1, 2, 3, 4 and never 1.0 or 2.5: it counts trials."""
+    from types import SimpleNamespace
+
+    from ganscape.study.report import budget_figures
+
+    spec = SimpleNamespace(objective=SimpleNamespace(direction="maximize", metric="eval/modes_covered"))
+    trials = [{"value": float(v), "wall_s": 30.0, "compute_s": 30.0} for v in (3, 5, 8, 6)]
+    by_k, _ = budget_figures(spec, {"ns": trials})
+    by_k.canvas.draw()
+    labels = [t.get_text() for t in by_k.axes[0].get_xticklabels(which="both") if t.get_text()]
+    assert labels and all(label.isdigit() for label in labels) and {"1", "2", "4"} <= set(labels)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from ganscape.data import build_dataset
 from ganscape.errors import ConfigError
 from ganscape.metrics.evaluate import Evaluator
 from ganscape.metrics.modes import mode_statistics
-from ganscape.metrics.truncation import parse_thresholds, truncation_sweep
+from ganscape.metrics.truncation import parse_thresholds, truncation_figure, truncation_sweep
 from ganscape.training.loop import train
 from ganscape.training.run import RunDir
 from ganscape.training.sampling import load_run_generator
@@ -98,3 +100,18 @@ def test_uniform_latents_have_nothing_to_truncate(tiny, capsys):
     assert "latents are uniform, so there is nothing to sweep" in capsys.readouterr().err
     assert main(["eval", str(run), "--truncation", "0.5"]) == 2
     assert "latents are uniform, so there is nothing to truncate" in capsys.readouterr().err
+
+
+def test_the_sweep_picture_ticks_counts_at_whole_numbers_and_keeps_its_title_inside():
+    """Modes covered (8, then 7) is ticked at whole numbers only, where matplotlib would put ticks at 7.2, 7.4,
+    ...; the share of high-quality samples keeps its fractional ticks. A title wider than the figure is
+    wrapped inside it: no text touches its left and right edges."""
+    rows = [{"truncation": None, "values": {"modes_covered": 8, "high_quality_pct": 80.5}},
+            {"truncation": 1.0, "values": {"modes_covered": 7, "high_quality_pct": 81.0}}]
+    fig = truncation_figure(rows, "a rather long title " * 15)
+    fig.canvas.draw()
+    modes, quality = fig.axes
+    assert all(tick == round(tick) for tick in modes.get_yticks())
+    assert any(tick != round(tick) for tick in quality.get_yticks())
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    assert (rgb[:, :2] == 255).all() and (rgb[:, -2:] == 255).all()

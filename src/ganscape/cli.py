@@ -2,13 +2,16 @@
 
     ganscape train [PRESET] [key=value ...]      train a new run (no arguments: the default 2-D job)
     ganscape resume RUN_DIR [key=value ...]      continue a run from its latest checkpoint
+    ganscape branch RUN_DIR [--step N] [key=value ...] --out NEW_DIR
+                                                 a new run from a checkpoint of RUN_DIR, with changed settings
     ganscape eval RUN_DIR [--metrics fid,kid,...] [--samples N] [--ref test] [--step N] [--raw]
                   [--truncation T | --truncation-sweep T1,T2,...] [key=value ...]
                                                  score a checkpoint; writes RUN_DIR/eval/step_N.json
     ganscape export | sample | interpolate | fid  trained generators as artifacts (see model_cli)
-    ganscape study create | run | status | report  hyperparameter studies on Optuna (see study/cli)
+    ganscape study create | run | status | report | best
+                                                 hyperparameter studies on Optuna (see study/cli)
     ganscape config show [PRESET] [key=value ...] print the fully resolved config
-    ganscape config keys                         list every config key
+    ganscape config keys [PREFIX]                list the config keys: type, default, description
     ganscape data download cifar10 [--root DIR]  fetch a data set's archive (checks its MD5)
     ganscape data download inception             fetch the FID Inception weights into the cache
     ganscape data info NAME [key=value ...]      build a data set and describe it
@@ -20,20 +23,23 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 import warnings
 
 from ganscape import __version__
 from ganscape.config import RESUMABLE_KEYS
-from ganscape.errors import ConfigError, ConfigWarning, DataError, DivergenceError, GanscapeError, GanscapeWarning
+from ganscape.errors import (ConfigError, ConfigWarning, DataError, DivergenceError, GanscapeError, GanscapeWarning,
+                             silence_stdout)
 
 EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_BUG = 2, 3, 130, 141, 1
 
 
 def split_arguments(args: list[str]) -> tuple[str | None, list[str]]:
-    """Separate an optional leading preset from ``key=value`` overrides."""
+    """Separate an optional leading preset from ``key=value`` overrides. An existing path is the preset even
+    when it holds '=' (a study's trial, ``runs/loss=ns/trial-0000-seed-0``)."""
     preset = None
-    if args and "=" not in args[0]:
+    if args and ("=" not in args[0] or os.path.exists(args[0])):
         preset, args = args[0], args[1:]
     for arg in args:
         if "=" not in arg:
@@ -67,7 +73,13 @@ def check_override_keys(overrides: list[str], prefixes: tuple[str, ...], why: st
 
 
 def finish(summary: dict, run) -> int:
-    """Print the summary; a run stopped by Ctrl-C says how to continue and exits with 130."""
+    """Print the summary; a run stopped by Ctrl-C says how to continue and exits with 130. A run whose
+    output was closed (``| head``) stopped with a checkpoint too: it says so on stderr and exits with 141."""
+    if summary.get("output_closed"):
+        if summary["step"] < summary["steps"]:
+            print(f"ganscape: the output was closed: stopped at step {summary['step']} with a checkpoint; "
+                  f"continue with: ganscape resume {run}", file=sys.stderr)
+        return EXIT_BROKEN_PIPE
     print_summary(summary)
     if summary["stopped"]:
         print(f"stopped at step {summary['step']} on request; continue with: ganscape resume {run}")
@@ -93,9 +105,10 @@ def cmd_train(args) -> int:
         path = distributed.broadcast(None if run is None else str(run.path), processes)
         if run is None:
             run = RunDir(path)
-        else:
-            print(f"run directory: {run}" + (f" ({processes.world} processes)" if processes.many else ""), flush=True)
         try:
+            if processes.main:
+                print(f"run directory: {run}" + (f" ({processes.world} processes)" if processes.many else ""),
+                      flush=True)
             summary = train(cfg, run, until=args.until, processes=processes, device=device)
         except BaseException:
             if processes.main:
@@ -131,8 +144,9 @@ def cmd_resume(args) -> int:
             # Still resumed: a run killed after its last checkpoint gets the picture and evaluation it missed.
             if main:
                 print(f"{run} is already at step {step} of {cfg.train.steps}; raise train.steps=N to train longer.")
-            train(cfg, run, resume=True, from_step=args.from_step, progress=False, processes=processes, device=device)
-            return 0
+            summary = train(cfg, run, resume=True, from_step=args.from_step, progress=False, processes=processes,
+                            device=device)
+            return finish(summary, run) if main and summary["stopped"] else 0  # Ctrl-C during the catch-up
         if main:
             run.write_config(cfg)
             print(f"resuming {run} from step {step}", flush=True)
@@ -142,6 +156,18 @@ def cmd_resume(args) -> int:
     finally:
         run.release()
         distributed.stop()
+
+
+def cmd_branch(args) -> int:
+    from ganscape.training.branch import branch_run
+    from ganscape.training.loop import train
+
+    branch = branch_run(args.run_dir, args.out, args.overrides, args.step)
+    changed = "; ".join(f"{key} {old} -> {new}" for key, old, new in branch.changes) or "nothing"
+    print(f"run directory: {branch.run} (branched from {args.run_dir} at step {branch.step}; changed: {changed})",
+          flush=True)
+    summary = train(branch.cfg, branch.run, resume=True, until=args.until)
+    return finish(summary, branch.run)
 
 
 EVAL_PREFIXES = ("eval.", "metrics.")
@@ -193,11 +219,15 @@ def cmd_eval(args) -> int:
     tic = time.perf_counter()
     values = evaluator(G)
     protocol = evaluator.protocol() | {"generator": which, "seconds": time.perf_counter() - tic}
-    path, kept = write_result(Path(args.out) if args.out else target,
-                              {"step": step, "values": values, "protocol": protocol})
     print(f"{args.run_dir} step {step} ({which} generator), {evaluator.num_samples} samples:")
-    for key, value in values.items():
-        print(f"  {key:16s} {value:.6g}" if isinstance(value, float) else f"  {key:16s} {value}")
+    for key, value in values.items():  # shown before the result is written: a failed write loses nothing
+        print(f"  {key:16s} {value:.6g}" if isinstance(value, float) else f"  {key:16s} {value}", flush=True)
+    out = Path(args.out) if args.out else target
+    try:
+        path, kept = write_result(out, {"step": step, "values": values, "protocol": protocol})
+    except OSError as err:
+        raise GanscapeError(f"cannot write the result to {err.filename or out}: {err.strerror or err}; its values "
+                            "are printed above. Write it elsewhere with --out FILE.") from None
     if kept is not None:
         print(f"kept {kept.name}: it was computed under another protocol ({kept_difference(kept, protocol)})")
     print(f"wrote {path}")
@@ -237,17 +267,19 @@ def cmd_config_show(args) -> int:
     import torch
 
     from ganscape.config import dump_yaml, load_config
-    from ganscape.data import build_dataset
+    from ganscape.data import build_dataset, declared_shape
     from ganscape.nets import ModelSpec, build_discriminator, build_generator, count_parameters
 
     preset, overrides = split_arguments(args.args)
     cfg = load_config(preset, overrides)
     print(dump_yaml(cfg), end="")
-    try:
-        data = build_dataset(cfg)  # the networks' shapes depend on the data
-    except DataError as err:
-        print(f"# parameters: not counted, the data set is not available: {err}")
-        return 0
+    data = declared_shape(cfg)  # the networks' shapes depend on the data, known from the config where it fixes them
+    if data is None:
+        try:
+            data = build_dataset(cfg)
+        except DataError as err:
+            print(f"# parameters: not counted, the data set is not available: {err}")
+            return 0
     try:
         with torch.device("meta"):  # count parameters without allocating them
             spec = ModelSpec.of_run(cfg, data)
@@ -259,9 +291,17 @@ def cmd_config_show(args) -> int:
 
 
 def cmd_config_keys(args) -> int:
-    from ganscape.config import all_keys
+    from ganscape.config import describe_keys, written
 
-    print("\n".join(all_keys()))
+    every = describe_keys()
+    rows = [("KEY", "TYPE", "DEFAULT", "DESCRIPTION")]
+    rows += [(row.key, row.type, written(row.default), row.help) for row in every if row.key.startswith(args.prefix)]
+    if len(rows) == 1:
+        sections = sorted({row.key.partition(".")[0] for row in every})
+        raise ConfigError(f"no config key starts with {args.prefix!r}; the sections are {', '.join(sections)}.")
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
     return 0
 
 
@@ -300,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a new run",
-                                description="Train a new run from a preset (a YAML file or a name in configs/) "
-                                            "and key=value overrides; with no arguments, the default 2-D job.")
+                                description="Train a new run from a preset (a YAML file, a name in configs/, or "
+                                            "a run directory: its settings, in a new run) and key=value "
+                                            "overrides; with no arguments, the default 2-D job.")
     train.add_argument("args", nargs="*", metavar="[PRESET] [key=value]")
     train.add_argument("--until", type=int, metavar="STEP",
                        help="stop at this step with a checkpoint (continue later with 'ganscape resume')")
@@ -319,6 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="first write the config stored in the newest checkpoint back to config.yaml (the old "
                              "file is kept beside it)")
     resume.set_defaults(func=cmd_resume)
+
+    branch = commands.add_parser(
+        "branch", help="start a new run from a checkpoint of another, with changed settings",
+        description="Start the run NEW_DIR from a checkpoint of RUN_DIR (its newest, or --step) with some settings "
+                    "changed (e.g. g_opt.lr, d_opt.lr, penalty, loss, train.steps): it continues from the "
+                    "checkpoint's networks, EMA, optimizer state, random streams and step, and records RUN_DIR and "
+                    "the step as run.parent and run.parent_step. RUN_DIR is only read.")
+    branch.add_argument("run_dir", metavar="RUN_DIR")
+    branch.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="settings to change; not those the checkpoint was made for (the networks, data, latent, "
+                             "seed, shards, optimizer kind)")
+    branch.add_argument("--out", required=True, metavar="NEW_DIR", help="the new run's directory (new or empty)")
+    branch.add_argument("--step", type=int, metavar="STEP", help="the checkpoint to start from (default: the newest)")
+    branch.add_argument("--until", type=int, metavar="STEP", help="stop at this step with a checkpoint")
+    branch.set_defaults(func=cmd_branch)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a checkpoint's generator",
@@ -352,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser("show", help="print the fully resolved config and parameter counts")
     show.add_argument("args", nargs="*", metavar="[PRESET] [key=value]")
     show.set_defaults(func=cmd_config_show)
-    keys = config_commands.add_parser("keys", help="list every config key")
+    keys = config_commands.add_parser("keys", help="list every config key with its type, default and meaning")
+    keys.add_argument("prefix", nargs="?", default="", metavar="PREFIX",
+                      help="only the keys that start with it, e.g. g_opt or train.")
     keys.set_defaults(func=cmd_config_keys)
 
     from ganscape.data import DOWNLOADS
@@ -390,25 +448,84 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
         print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
 
 
-OS_ADVICE = {
-    errno.ENOSPC: "free some space, then continue the run with 'ganscape resume RUN_DIR': its checkpoints are "
-                  "written atomically, so the last one is intact",
-    errno.EROFS: "the file system is read-only; choose a writable place (e.g. run.root=PATH)",
-    errno.EACCES: "check the permissions of the folder, or choose another place (e.g. run.root=PATH)",
-    errno.EPERM: "check the permissions of the folder, or choose another place (e.g. run.root=PATH)",
-    errno.ENAMETOOLONG: "choose a shorter name (run.name, run.root)",
-    errno.EDQUOT: "you are over your disk quota; free some space, then resume",
+OS_ADVICE = {  # {place}: the option that chooses where the file goes; {again}: how to carry on afterwards
+    errno.ENOSPC: "free some space, then {again}",
+    errno.EROFS: "the file system is read-only; choose a writable place{place}",
+    errno.EACCES: "check the permissions of the folder, or choose another place{place}",
+    errno.EPERM: "check the permissions of the folder, or choose another place{place}",
+    errno.ENAMETOOLONG: "choose a shorter name{place}",
+    errno.EDQUOT: "you are over your disk quota; free some space, then {again}",
+}
+AGAIN = {"train": "continue the run with 'ganscape resume RUN_DIR': its checkpoints are written atomically, so the "
+                  "last one is intact",
+         "resume": "resume again: the run's checkpoints are written atomically, so the last one is intact"}
+# What to lower when a command runs out of memory.
+MEMORY_SETTINGS = {
+    "train": "train.batch_size (with train.accumulate=N to keep the batch per update), g.width, d.width, "
+             "data.resolution, eval.samples or metrics.batch_size",
+    "resume": "eval.samples or metrics.batch_size (a run's batch and networks are fixed once it has started)",
+    "eval": "--samples or metrics.batch_size",
+    "fid": "--samples, --resolution or metrics.batch_size",
+    "sample": "--batch-size",
+    "interpolate": "--rows or --steps",
+    "dynamics": "--batch",
 }
 
 
-def explain(err: BaseException) -> str:
+def _contains(folder: str | os.PathLike, path: str | os.PathLike) -> bool:
+    folder, path = os.path.abspath(folder), os.path.abspath(path)
+    return os.path.commonpath([folder, path]) == folder
+
+
+def place_option(args, filename) -> str:
+    """' (OPTION)' naming what chooses the place of ``filename``, the file an OSError names, for this command."""
+    out, filename = getattr(args, "out", None), filename if isinstance(filename, str) else None
+    if out and filename and (_contains(out, filename) or _contains(filename, out)):  # --out or a folder above it
+        return " (--out PATH)"
+    from ganscape.metrics.inception import CACHE_ENV_VAR, cache_root
+
+    if filename and _contains(cache_root(), filename):
+        return f" (the cache folder: {CACHE_ENV_VAR}=PATH, or metrics.cache_dir=PATH for reference features)"
+    if args.command == "train":
+        return " (run.root=PATH, run.name=NAME)"
+    return ""
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation failure: torch.OutOfMemoryError, a CPU allocator's, or Python's."""
+    return isinstance(err, MemoryError) or isinstance(err, RuntimeError) and any(
+        text in str(err) for text in ("out of memory", "can't allocate memory", "not enough memory"))
+
+
+def allocation_size(err: BaseException) -> str:
+    """' (it tried to allocate 2.00 GiB)' from PyTorch's message, or ''."""
+    tried = re.search(r"[Tt]ried to allocate ([\d.]+) (\w+)", str(err))
+    if not tried:
+        return ""
+    amount, unit = tried.groups()
+    if unit == "bytes":  # the CPU allocator counts bytes
+        amount, unit = f"{int(amount) / 2**30:.2f}", "GiB"
+    return f" (it tried to allocate {amount} {unit})"
+
+
+def is_a_bug(err: BaseException) -> bool:
+    """Whether an error that is not ganscape's own comes from ganscape's code rather than from the machine."""
+    return not (isinstance(err, (OSError, UnicodeDecodeError)) or out_of_memory(err))
+
+
+def explain(err: BaseException, args) -> str:
     """One line for an error that is not ganscape's own: what happened, to which file, what to do."""
     if isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
-        advice = OS_ADVICE.get(err.errno)
+        advice = OS_ADVICE.get(err.errno, "").format(
+            place=place_option(args, err.filename), again=AGAIN.get(args.command, "run the command again"))
         return f"{err.strerror or err}{where}" + (f"; {advice}." if advice else ".")
     if isinstance(err, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({err.reason} at byte {err.start}); a config or log must be text."
+    if out_of_memory(err):
+        settings = MEMORY_SETTINGS.get(args.command)
+        remedy = f"lower {settings}" if settings else "free memory, or use a machine with more"
+        return f"out of memory{allocation_size(err)}; {remedy}."
     return (f"internal error: {type(err).__name__}: {err}. This is a bug in ganscape; please report it with the "
             "traceback that --debug shows.")
 
@@ -427,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader went away (e.g. '| head'): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence_stdout()
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         if debug:
@@ -445,5 +562,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the one boundary where any error becomes one clear line
         if debug:
             raise
-        print(f"ganscape: error: {explain(err)}", file=sys.stderr)
-        return EXIT_ERROR if isinstance(err, (OSError, UnicodeDecodeError)) else EXIT_BUG
+        print(f"ganscape: error: {explain(err, args)}", file=sys.stderr)
+        return EXIT_BUG if is_a_bug(err) else EXIT_ERROR

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from typing import Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
+
+
+def silence_stdout() -> None:
+    """After a BrokenPipeError (the reader of the output went away, e.g. ``| head``): later writes to stdout,
+    Python's final flush included, go to the null device instead of raising again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class GanscapeError(Exception):

@@ -12,7 +12,8 @@ An exported model is a folder in the layout of the Hugging Face Hub::
       README.md                   a model card
 
 ``load_generator(source)`` (also ``PretrainedGenerator.from_pretrained``) takes such a folder, a run
-directory or a Hub repository id, and needs no data set. Only JSON and safetensors are read, the
+directory or a Hub repository id, needs no data set, and returns the generator as an ``nn.Module``
+(``G(z, labels)``). Only JSON and safetensors are read, the
 config is checked field by field and the weights are loaded strictly, so a foreign, corrupt or
 incomplete file is refused with its path and nothing in it is ever executed.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,7 +33,7 @@ from torch import nn
 import ganscape
 from ganscape.config import Experiment, NetConfig, from_dict, to_dict, validate
 from ganscape.errors import CheckpointError, ConfigError
-from ganscape.jsonio import write_json
+from ganscape.jsonio import write_atomically, write_json
 from ganscape.metrics.evaluate import generated_batches, seeded_latents
 from ganscape.nets import ARCHITECTURES, ModelSpec, build_discriminator, build_generator
 from ganscape.nets.standing import standing_statistics
@@ -45,15 +45,22 @@ HUB_FILES = [CONFIG, WEIGHTS, DISCRIMINATOR, SAMPLES, CARD]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-@dataclass
-class PretrainedGenerator:
+class PretrainedGenerator(nn.Module):
     """A trained generator with what it was built for: ``net`` (in eval mode), ``spec`` and ``config`` (the
-    contents of config.json), loaded from ``source``."""
+    contents of config.json), loaded from ``source``.
 
-    net: nn.Module
-    spec: ModelSpec
-    config: dict
-    source: str
+    It is the network as a module: ``G(z, labels)`` is ``net``'s forward (images in [-1, 1]; ``labels``
+    class indices, or None for an unconditional generator), and it moves (``.to``), saves
+    (``state_dict``, under ``net.``) and composes into other modules like any ``nn.Module``.
+    """
+
+    def __init__(self, net: nn.Module, spec: ModelSpec, config: dict, source: str):
+        super().__init__()
+        self.net, self.spec, self.config, self.source = net, spec, config, source
+        self.eval()
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z, labels)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, device: str | torch.device = "cpu",
@@ -176,9 +183,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def _save_weights(module: nn.Module, path: Path) -> None:
     state = {key: value.detach().to("cpu").contiguous() for key, value in module.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
 
 
 # ---------------------------------------------------------------- from a run
@@ -363,12 +368,12 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu",
 def write_card(model: PretrainedGenerator, out: Path) -> None:
     """README.md with the Hub's metadata header, what the model is, its metrics and how to use it, and
     samples.png beside it."""
-    from ganscape.plots import image_grid, save_png
+    from ganscape.plots import sample_picture, save_png
 
     config, spec = model.config, model.spec
     provenance = config.get("provenance") or {}
     if len(spec.shape) == 3:
-        save_png(image_grid(model.sample(64, seed=0), columns=8), out / SAMPLES)
+        save_png(sample_picture(model.sample(64, seed=0), columns=8), out / SAMPLES)
     evaluation = provenance.get("evaluation") or {}
     values = evaluation.get("values") or {}
     protocol = evaluation.get("protocol") or {}

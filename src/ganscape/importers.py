@@ -21,7 +21,6 @@ The names differ only inside layers, so the conversion is a rename per module ki
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from ganscape.nets import ModelSpec, build_discriminator, build_generator
 from ganscape.nets.attention import SelfAttention
 from ganscape.nets.conditional_norm import ConditionalBatchNorm2d
 from ganscape.nets.layers import SpectralNorm
+from ganscape.training.checkpoint import read_torch_file
 
 ATTENTION_NAMES = {"query": "theta", "key": "phi", "value": "g", "out": "o"}
 STATISTICS_NAMES = {"running_mean": "stored_mean", "running_var": "stored_var"}
@@ -73,13 +73,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; give the path of a state dict that BigGAN-PyTorch saved "
                           "(its weights folder holds G.pth, G_ema.pth and D.pth).")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path} was refused: it is not a plain state dict of tensors, and loading it would "
-                              f"run code from the file ({str(err).splitlines()[0]}).") from None
-    except Exception as err:  # torn zip, foreign format
-        raise CheckpointError(f"{path} cannot be read as a PyTorch state dict: {err}") from None
+    state = read_torch_file(path, "a PyTorch state dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict of tensors.")
     return state

@@ -1,9 +1,10 @@
 """``ganscape export``, ``sample``, ``interpolate`` and ``fid``: trained generators as artifacts.
 
     ganscape export RUN_DIR [--step N] [--raw] [--with-discriminator] --out DIR [--push-to-hub OWNER/NAME]
-    ganscape sample MODEL --n N [--seed S] [--classes 0,3,7 | --per-class K] [--truncation T] --out grid.png|DIR/|x.npz
+    ganscape sample MODEL [--step N] --n N [--seed S] [--classes 0,3,7 | --per-class K] [--truncation T]
+                    --out grid.png|DIR/|x.npz
     ganscape interpolate MODEL --steps K [--rows R] [--classes A,B] [--seed S] --out strip.png|anim.gif
-    ganscape fid A B [--metrics fid,kid,pr,is] [--samples N] [--out result.json]
+    ganscape fid A B [--metrics fid,kid,pr,is] [--samples N] [--out result.json] [--json] [--[no-]progress]
     ganscape import biggan-pytorch G.pth [--G-ema G_ema.pth] [--D D.pth] [--config PRESET] [key=value ...] --out DIR
 
 MODEL is an exported model folder, a run directory or a Hugging Face Hub repository id.
@@ -12,8 +13,10 @@ MODEL is an exported model folder, a run directory or a Hugging Face Hub reposit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +30,13 @@ def _device(name: str):
     return resolve_device(name)
 
 
-def write_samples(images, out: Path, labels=None, columns: int | None = None) -> str:
-    """Write samples where ``out`` says: a picture grid (.png, .jpg), an .npz (uint8 images N x H x W x C, or
-    float points, and int64 labels), or a folder of PNGs (a path ending in / or an existing folder)."""
+def write_samples(images, out: Path, labels=None, class_names: tuple[str, ...] = ()) -> str:
+    """Write samples where ``out`` says: a picture grid (.png, .jpg; with ``labels``, a class per row labelled
+    with its name from ``class_names`` or its index), an .npz (uint8 images N x H x W x C, or float points, and
+    int64 labels), or a folder of PNGs (a path ending in / or an existing folder)."""
     from ganscape.errors import ConfigError
     from ganscape.metrics.features import to_uint8
-    from ganscape.plots import image_grid, save_png
+    from ganscape.plots import class_rows, row_labels, sample_picture, save_png
 
     suffix = out.suffix.lower()
     is_image = images.ndim == 4
@@ -46,11 +50,15 @@ def write_samples(images, out: Path, labels=None, columns: int | None = None) ->
         return f"{len(images)} samples in {out}"
     if not is_image:
         raise ConfigError(f"this generator makes points of shape {tuple(images.shape[1:])}, not images; write them "
-                          "to an .npz.")
+                          "to an .npz or a scatter picture (.png).")
     if suffix in IMAGE_SUFFIXES:
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_png(image_grid(images, columns=columns or min(len(images), 8)), out)
-        return f"a grid of {len(images)} samples in {out}"
+        if labels is None:
+            save_png(sample_picture(images, columns=min(len(images), 8)), out)
+            return f"a grid of {len(images)} samples in {out}"
+        tiles, columns, classes = class_rows(images, labels)
+        save_png(sample_picture(tiles, columns, labels=row_labels(classes, class_names)), out)
+        return f"a grid of {len(images)} samples in {out}, a class per row"
     if suffix and not out.is_dir():
         raise ConfigError(f"--out {out}: give a picture (.png, .jpg), an .npz, or a folder (ending in /).")
     from PIL import Image
@@ -81,37 +89,72 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def sampled_model(model: str, device: str, step: int | None):
+    """The generator that ``sample`` draws from: MODEL's, or with ``step`` that of the run's checkpoint at
+    that step (a run directory only: an exported model holds one set of weights)."""
+    from ganscape.errors import ConfigError
+    from ganscape.hub import CONFIG, load_generator, run_model
+    from ganscape.training.run import RunDir
+
+    if step is None:
+        return load_generator(model, _device(device))
+    path = Path(model).expanduser()
+    if not path.is_dir() or (path / CONFIG).is_file():
+        raise ConfigError(f"--step picks a checkpoint of a run directory, and {model} is not one (an exported "
+                          "model holds one set of weights); give the run directory, or leave out --step.")
+    return run_model(RunDir.open(path), step, device=_device(device))[0]
+
+
+def sample_labels(model, n: int, classes: str | None, per_class: int | None, picture: bool):
+    """(number of samples, their classes or None) for ``sample``: K of every class with --per-class, the
+    --classes in turn, or every class in turn (a picture shows at most 10 classes, spread over all)."""
     import torch
 
     from ganscape.errors import ConfigError
-    from ganscape.hub import load_generator
+    from ganscape.training.sampling import grid_classes
 
-    model = load_generator(args.model, _device(args.device))
-    n, labels, columns = args.n, None, None
-    if args.classes and args.per_class:
+    if classes and per_class:
         raise ConfigError("give --classes or --per-class, not both.")
-    if args.per_class:
+    if per_class:
         if not model.spec.num_classes:
             raise ConfigError("--per-class needs a class-conditional generator.")
-        n, columns = args.per_class * model.spec.num_classes, args.per_class
-        labels = torch.arange(model.spec.num_classes).repeat_interleave(args.per_class)
-    elif args.classes:
-        chosen = model.class_labels(_class_list(args.classes))
-        labels = chosen[torch.arange(n) % len(chosen)]
+        return per_class * model.spec.num_classes, torch.arange(model.spec.num_classes).repeat_interleave(per_class)
+    if classes:
+        chosen = model.class_labels(_class_list(classes))
+    elif model.spec.num_classes:
+        chosen = grid_classes(model.spec.num_classes) if picture else torch.arange(model.spec.num_classes)
+    else:
+        return n, None
+    return n, chosen[torch.arange(n) % len(chosen)]
+
+
+def cmd_sample(args) -> int:
+    from ganscape.training.sampling import points_picture
+
+    model = sampled_model(args.model, args.device, args.step)
+    out = Path(args.out)
+    picture = out.suffix.lower() in IMAGE_SUFFIXES
+    n, labels = sample_labels(model, args.n, args.classes, args.per_class, picture)
     if args.standing_stats:
         model.standing_statistics(args.standing_stats, args.batch_size, seed=args.seed + 1, truncation=args.truncation)
     images = model.sample(n, seed=args.seed, labels=labels, truncation=args.truncation, batch_size=args.batch_size)
-    if model.spec.num_classes and labels is None:
-        labels = torch.arange(n) % model.spec.num_classes
-    print(f"wrote {write_samples(images, Path(args.out), labels, columns)}")
+    if picture and len(model.spec.shape) == 1:  # 2-D points: a scatter picture over the data set's points
+        provenance = model.config.get("provenance") or {}
+        data = (provenance.get("data") or {}).get("name", "2-D points")
+        title = f"{provenance.get('run', Path(model.source).name)} ({data}), step {provenance.get('step', '?')}: " \
+                f"{n} samples"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        points_picture(images, model.config, title, out)
+        print(f"wrote a scatter picture of {n} samples in {out}")
+    else:
+        print(f"wrote {write_samples(images, out, labels, model.spec.class_names)}")
     return 0
 
 
 def cmd_interpolate(args) -> int:
     from ganscape.errors import ConfigError
     from ganscape.hub import load_generator
-    from ganscape.plots import image_grid, save_png
+    from ganscape.plots import sample_picture, save_png
 
     model = load_generator(args.model, _device(args.device))
     if len(model.spec.shape) != 3:
@@ -124,12 +167,12 @@ def cmd_interpolate(args) -> int:
         from PIL import Image
 
         frames = images.view(args.rows, args.steps, *images.shape[1:]).transpose(0, 1)
-        pictures = [Image.fromarray(image_grid(frame, columns=args.rows)) for frame in frames]
+        pictures = [Image.fromarray(sample_picture(frame, columns=args.rows)) for frame in frames]
         pictures += pictures[-2:0:-1]  # back again, so the loop has no jump
         pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=args.frame_ms, loop=0)
         print(f"wrote {len(pictures)} frames to {out}")
     elif out.suffix.lower() in IMAGE_SUFFIXES:
-        save_png(image_grid(images, columns=args.steps), out)
+        save_png(sample_picture(images, columns=args.steps), out)
         print(f"wrote {args.rows} rows of {args.steps} steps to {out}")
     else:
         raise ConfigError(f"--out {out}: give a picture (.png) or an animation (.gif).")
@@ -139,23 +182,27 @@ def cmd_interpolate(args) -> int:
 def cmd_fid(args) -> int:
     from ganscape.cli import check_override_keys
     from ganscape.config import load_config
-    from ganscape.jsonio import write_json
+    from ganscape.jsonio import json_value, write_json
     from ganscape.metrics.compare import compare, open_image_set
 
     check_override_keys(args.overrides, ("metrics.",), "in ganscape fid: only the metrics' settings apply")
     settings = load_config(None, [*args.overrides]).metrics  # metrics.* settings, validated as in a config
     device = _device(args.device)
-    first = open_image_set(args.first, args.samples, args.resolution, args.seed, args.truncation, device)
-    second = open_image_set(args.second, args.samples, args.resolution, args.seed + 1, args.truncation, device)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    result = compare(first, second, metrics, args.samples, settings, device, progress=args.progress)
-    print(f"{result['protocol']['first']} against {result['protocol']['second']}:")
-    for key, value in result["values"].items():
-        print(f"  {key:12s} {value:.6g}" if isinstance(value, float) and math.isfinite(value) else f"  {key:12s} {value}")
-    if args.out:
-        print(f"wrote {write_json(Path(args.out), result)}")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    # With --json, stdout carries the JSON object alone: every other line (ours or a library's) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        first = open_image_set(args.first, args.samples, args.resolution, args.seed, args.truncation, device)
+        second = open_image_set(args.second, args.samples, args.resolution, args.seed + 1, args.truncation, device)
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        result = compare(first, second, metrics, args.samples, settings, device, progress=progress)
+        print(f"{result['protocol']['first']} against {result['protocol']['second']}:")
+        for key, value in result["values"].items():
+            print(f"  {key:12s} {value:.6g}" if isinstance(value, float) and math.isfinite(value)
+                  else f"  {key:12s} {value}")
+        if args.out:
+            print(f"wrote {write_json(Path(args.out), result)}")
     if args.json:
-        print(json.dumps(result["values"]))
+        print(json.dumps({key: json_value(value) for key, value in result["values"].items()}, allow_nan=False))
     return 0
 
 
@@ -209,9 +256,10 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
 
     sample = commands.add_parser(
         "sample", help="draw samples of a trained generator",
-        description="Write samples of MODEL to --out: a grid picture (.png), a folder of PNG files (a path ending "
-                    "in /; torch-fidelity and clean-fid read it), or an .npz of uint8 images (key 'images', and "
-                    "'labels' for a conditional model). The same --seed gives the same samples.")
+        description="Write samples of MODEL to --out: a grid picture (.png; enlarged to at least 512 pixels, a "
+                    "class per row for a conditional model; 2-D points: a scatter picture), a folder of PNG files (a "
+                    "path ending in /; torch-fidelity and clean-fid read it), or an .npz of uint8 images (key "
+                    "'images', and 'labels' for a conditional model). The same --seed gives the same samples.")
     sample.add_argument("model", metavar="MODEL", help=model_help)
     sample.add_argument("--out", required=True)
     sample.add_argument("--n", type=int, default=64, help="samples (default: %(default)s)")
@@ -220,6 +268,8 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--per-class", type=int, metavar="K", help="K samples of every class, one grid row each")
     sample.add_argument("--truncation", type=float, metavar="T",
                         help="redraw every latent coordinate beyond ±T (BigGAN's truncation trick; normal latents)")
+    sample.add_argument("--step", type=int, metavar="N",
+                        help="with a run directory: its checkpoint at step N (default: the newest)")
     sample.add_argument("--batch-size", type=int, default=256)
     sample.add_argument("--standing-stats", type=int, metavar="PASSES",
                         help="first re-estimate G's batch-norm statistics from PASSES batches of other latents "
@@ -261,6 +311,8 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     fid.add_argument("--truncation", type=float, metavar="T")
     fid.add_argument("--device", default="auto")
     fid.add_argument("--out", help="also write the values and protocol as JSON here")
-    fid.add_argument("--json", action="store_true", help="print the values as one JSON object")
-    fid.add_argument("--progress", action="store_true", help="show progress bars")
+    fid.add_argument("--json", action="store_true", help="print the values as one JSON object, and nothing else, "
+                     "on stdout (the rest goes to stderr)")
+    fid.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bars on stderr (default: when stderr is a terminal)")
     fid.set_defaults(func=cmd_fid)

@@ -11,7 +11,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from ganscape.cli import main
 from ganscape.config import load_config
@@ -48,6 +50,19 @@ def test_values_that_make_no_sense_are_refused_before_any_work(override, message
     2^63 - 1, unknown devices and names no file system takes (before: accepted, or tracebacks)."""
     err = one_error_line(capsys, main(["config", "show", override]))
     assert message in err
+
+
+def test_every_problem_of_a_config_is_reported_together(capsys):
+    """An unknown key, a wrong type, an infinite value and an unknown choice: one error lists all four (before:
+    the first type error stopped the check, so each run found one more mistake)."""
+    err = one_error_line(capsys, main(["config", "show", "trian.steps=5", "train.batch_size=many", "g_opt.lr=inf",
+                                       "loss=nope"]))
+    assert err.splitlines()[1:] == [
+        "  unknown config key 'trian.steps'. Did you mean 'train.steps', 'train.threads', 'train.seed'? Run "
+        "'ganscape config keys' to list every key.",
+        "  train.batch_size must be int, got 'many' (str).",
+        "  g_opt.lr must be a finite number, got 'inf'.",
+        "  loss: unknown choice 'nope'. Valid: hinge, ls, minimax, ns, wgan."]
 
 
 def test_seed_at_the_top_of_its_range_is_accepted():
@@ -122,6 +137,151 @@ def test_an_unexpected_error_is_one_line_unless_debugging(tiny, capsys, monkeypa
     monkeypatch.setenv("GANSCAPE_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["train", *tiny, "run.name=debug-env"])
+
+
+def allocate_on_cpu(*args):
+    torch.empty(1 << 62, dtype=torch.uint8)  # PyTorch's CPU allocator refuses 2^62 bytes
+
+
+def allocate_on_cuda(*args):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+                                 "79.1 GiB of which 1.2 GiB is free.")
+
+
+def allocate_in_python(*args):
+    raise MemoryError()
+
+
+@pytest.mark.parametrize("allocate, size", [(allocate_on_cpu, " (it tried to allocate 4294967296.00 GiB)"),
+                                            (allocate_on_cuda, " (it tried to allocate 2.00 GiB)"),
+                                            (allocate_in_python, "")])
+def test_running_out_of_memory_names_the_settings_that_grow_memory(tiny, capsys, monkeypatch, allocate, size):
+    """An allocation that fails in a training step (CPU allocator: 2^62 bytes = 2^32 GiB, CUDA, Python) is the
+    machine's limit, not a bug: exit status 2 and the settings to lower (before: 'internal error ... a bug')."""
+    from ganscape.training import loop
+
+    monkeypatch.setattr(loop, "train_step", allocate)
+    err = one_error_line(capsys, main(["train", *tiny]))
+    assert err == (f"ganscape: error: out of memory{size}; lower train.batch_size (with train.accumulate=N to keep "
+                   "the batch per update), g.width, d.width, data.resolution, eval.samples or metrics.batch_size.\n")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path, monkeypatch):
+    """A folder without write permission. Root writes there anyway, so as root the folder's os.mkdir fails as the
+    kernel fails it for other users (every write these tests make starts with a new subfolder)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    if os.geteuid() == 0:
+        real_mkdir = os.mkdir
+
+        def mkdir(path, *args, **kwargs):
+            if Path(path).resolve().is_relative_to(folder):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "mkdir", mkdir)
+    yield folder
+    folder.chmod(0o700)
+
+
+def test_a_sample_that_cannot_be_written_names_the_path_and_out(tiny, read_only_folder, capsys):
+    """(before: 'choose another place (e.g. run.root=PATH)', an option sample does not have)."""
+    assert main(["train", *tiny]) == 0
+    capsys.readouterr()
+    out = read_only_folder / "new" / "samples.npz"
+    err = one_error_line(capsys, main(["sample", str(Path(tiny[0].split("=")[1]) / "tiny"), "--out", str(out)]))
+    assert err == (f"ganscape: error: Permission denied ({out.parent}); check the permissions of the folder, or "
+                   "choose another place (--out PATH).\n")
+
+
+def npz_of_images(path, seed):
+    images = np.random.default_rng(seed).integers(0, 256, size=(6, 8, 8, 3), dtype=np.uint8)
+    np.savez(path, images=images)
+    return str(path)
+
+
+class PooledPixels(torch.nn.Module):
+    """Stands in for the FID Inception where only the files a command writes matter: 2048 'features' per image
+    from its mean pixel, in a blink (the real network takes seconds per image on a busy CPU)."""
+
+    fc = None
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, logits=False):
+        return self.scale * x.mean(dim=(1, 2, 3))[:, None].expand(-1, 2048), None
+
+
+def test_fid_that_cannot_write_its_cache_names_the_cache_folder(tmp_path, read_only_folder, capsys, monkeypatch):
+    """fid caches the reference's features in the cache folder: the error names the path and the variable that
+    moves the folder (before: run.root=PATH, which fid does not have)."""
+    import ganscape.metrics.evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "build_inception", lambda *args: PooledPixels())
+    monkeypatch.setenv("GANSCAPE_INCEPTION_WEIGHTS", str(write(tmp_path, "weights.pth", b"hashed, not read")))
+    monkeypatch.setenv("GANSCAPE_CACHE", str(read_only_folder))
+    first, second = npz_of_images(tmp_path / "a.npz", 0), npz_of_images(tmp_path / "b.npz", 1)
+    err = one_error_line(capsys, main(["fid", first, second, "--samples", "6"]))
+    assert err == (f"ganscape: error: Permission denied ({read_only_folder / 'reference'}); check the permissions "
+                   "of the folder, or choose another place (the cache folder: GANSCAPE_CACHE=PATH, or "
+                   "metrics.cache_dir=PATH for reference features).\n")
+
+
+class Greeting:
+    """Pickles as a call of print: harmless, but code that loading the file would run."""
+
+    def __reduce__(self):
+        return (print, ("this file ran code",))
+
+
+def test_a_weights_file_that_would_run_code_is_refused_in_ganscapes_words(tmp_path, capsys):
+    """import and the FID Inception loader refuse a pickle naming a function with one line of their own (before:
+    PyTorch's paragraph advising weights_only=False, the one thing not to do with such a file)."""
+    path = tmp_path / "G.pth"
+    torch.save({"linear.weight": torch.zeros(2), "greeting": Greeting()}, path)
+    refused = (f"ganscape: error: {path} was refused: loading it would run code (it calls print), and ganscape reads "
+               "only tensors from {}; save the weights alone, e.g. torch.save(model.state_dict(), PATH).\n")
+    code = main(["import", "biggan-pytorch", str(path), "--resolution", "32", "--out", str(tmp_path / "model")])
+    assert one_error_line(capsys, code) == refused.format("a PyTorch state dict")
+    first = npz_of_images(tmp_path / "a.npz", 0)
+    code = main(["fid", first, first, "--samples", "6", f"metrics.inception_weights={path}"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err == refused.format("a file of FID Inception weights"), captured.err
+    assert "this file ran code" not in captured.out and not (tmp_path / "model").exists()
+
+
+def test_a_postgresql_study_without_its_driver_says_what_to_install(tmp_path, capsys, monkeypatch):
+    """(before: SQLAlchemy's 'Failed to import DB access module ... Please install appropriate one')."""
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # import psycopg2 fails as where it is not installed
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    err = one_error_line(capsys, main(["study", "create", "ring8_landscape", "--out", str(tmp_path / "s"),
+                                       "--storage", url]))
+    assert err == (f"ganscape: error: the study storage {url} is a PostgreSQL database, and its driver (psycopg2) "
+                   "is not installed: pip install 'ganscape[postgres]'.\n")
+    assert not (tmp_path / "s").exists()
+
+
+def test_protocols_that_differ_are_compared_in_words_listing_only_the_differences():
+    """(before: the first three differing flattened keys with Python reprs, 'reference.split 'train', now
+    'test'', and every key of a metric's settings that one side lacks, as None)."""
+    from ganscape.metrics.evaluate import protocol_differences
+
+    common = {"seed": 3, "latent": {"dim": 128, "dist": "normal"}, "device": "cpu"}
+    here = common | {"metrics": ["fid", "kid"], "num_samples": 10000, "reference": {"split": "test", "root": "d"},
+                     "inception": {"weights_sha256": "a" * 64, "input": "tf"},
+                     "kid": {"subsets": 100, "subset_size": 1000},
+                     "seconds": 12.5}
+    there = common | {"metrics": ["fid"], "num_samples": 5000, "reference": {"split": "train", "root": "d"},
+                      "inception": {"weights_sha256": "b" * 64, "input": "tf"}, "seconds": 80.0}
+    assert protocol_differences(here, there) == (
+        "metrics fid, kid here, fid in the file; samples 10000 here, 5000 in the file; reference test here, train in "
+        "the file; Inception weights SHA-256 aaaaaaaaaaaa here, SHA-256 bbbbbbbbbbbb in the file; kid settings here "
+        "only")
+    assert protocol_differences(here, here | {"seconds": 1.0}) == ""
 
 
 def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
@@ -220,6 +380,16 @@ def test_a_failed_train_leaves_no_empty_run_directory(tmp_path, capsys):
     assert not (tmp_path / "runs" / "failed").exists()
 
 
+def test_a_train_that_fails_in_its_first_step_leaves_no_events_file(tiny, tmp_path, capsys, monkeypatch):
+    """TensorBoard's writer is made at the first value logged (before: at the start, so its events file kept a
+    failed run's folder alive)."""
+    from ganscape.training import loop
+
+    monkeypatch.setattr(loop, "train_step", allocate_in_python)
+    one_error_line(capsys, main(["train", *tiny, "log.tensorboard=true"]))
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
 def test_overrides_may_follow_options(tiny, tmp_path, capsys):
     assert main(["train", *tiny, "--until", "10", "train.steps=20", "log.every=5"]) == 0
     out = capsys.readouterr().out
@@ -230,6 +400,21 @@ def test_overrides_may_follow_options(tiny, tmp_path, capsys):
 def test_resume_of_a_folder_that_does_not_exist(tmp_path, capsys):
     err = one_error_line(capsys, main(["resume", str(tmp_path / "nope")]))
     assert f"run directory {tmp_path / 'nope'} does not exist" in err
+
+
+def test_resume_of_a_run_without_checkpoints_says_how_to_start_it_again(tiny, capsys):
+    """A run stopped before its first checkpoint (killed, say) cannot be resumed; the message gives the train
+    command that starts it again in the same place, and that command works (before: 'has no checkpoint')."""
+    assert main(["train", *tiny, "--until", "10"]) == 0
+    run = Path(tiny[0].split("=")[1]) / "tiny"
+    for checkpoint in (run / "checkpoints").iterdir():
+        checkpoint.unlink()
+    capsys.readouterr()
+    err = one_error_line(capsys, main(["resume", str(run)]))
+    again = f"ganscape train {run} run.root={run.parent} run.name=tiny"
+    assert err.endswith(f"it stopped before its first. Start it again, with its config, name and place: {again}\n")
+    assert main([*again.split()[1:], "train.steps=10"]) == 0
+    assert "trained to step 10 of 10" in capsys.readouterr().out and any((run / "checkpoints").iterdir())
 
 
 def test_eval_of_2d_data_names_the_flag(tiny, capsys):

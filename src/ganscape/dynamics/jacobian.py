@@ -14,6 +14,9 @@ Verdicts, as in Mescheder et al. (2018):
   derived: simultaneous updates x <- x + h v(x); alternating updates (the order of ganscape's
   ``train_step``) take ``n_disc`` D steps, each with the current theta, then one G step with the new psi.
 
+Both say nothing about a far start: where a simulation from one does not end at the equilibrium, a
+stable verdict reads "converges locally" (``verdict``).
+
 Consensus optimization (Mescheder et al., 2017) trains both players on v - gamma grad(1/2 |v|^2) =
 v - gamma J^T v instead of v (``Dynamics`` with ``consensus=gamma``).
 
@@ -121,6 +124,15 @@ def flow_converges(values: np.ndarray) -> bool:
 def radius_converges(radius: float) -> bool:
     """Discrete-time verdict: spectral radius of the update map < 1 (False when NaN)."""
     return bool(radius < 1 - TOLERANCE)
+
+
+def verdict(stable: bool, reached: bool | None = None) -> str:
+    """A verdict in words: "does not converge" unless the linearization is ``stable``, and "converges
+    locally" where a simulation from a far start did not end at the equilibrium (``reached`` False;
+    None: not simulated)."""
+    if not stable:
+        return "does not converge"
+    return "converges locally" if reached is False else "converges"
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def plot_dynamics(dynamics: Dynamics, path: Path, title: str, trajectory: Trajec
     ax.set_aspect("equal")
     ax.set_xlabel("θ (generator)")
     ax.set_ylabel("ψ (discriminator)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, wrap=True)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -173,7 +173,7 @@ def plot_spectrum(spectrum: Spectrum, path: Path, title: str) -> Path:
     ax.scatter(real.real, real.imag, s=30, marker="x", color="tab:red", label=f"largest Re λ ({len(real)})")
     ax.set_xlabel("Re λ")
     ax.set_ylabel("Im λ")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, wrap=True)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = Path(path)

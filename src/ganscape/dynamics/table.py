@@ -5,7 +5,8 @@ simultaneous and alternating gradient descent at the learning rate) and simulate
 settings are those of the paper's notebook: R1 and R2 gamma = 0.3, WGAN clip bound 1, WGAN-GP gamma =
 0.7 in the paper's (gamma/2)(|psi| - 1)^2, i.e. wgan_gp weight 0.35, instance noise sigma = 0.7,
 consensus gamma = 1. A method converges when the flow does and both simulations end within 1e-3 of
-the equilibrium.
+the equilibrium, and converges locally when the flow and both update rules are stable there but a
+simulation does not end there.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 
 from ganscape.dynamics.dirac import dirac_gan
 from ganscape.dynamics.jacobian import (UPDATES, Analysis, Dynamics, analyse, complex_pairs, finite_or_none,
-                                        format_eigenvalues)
+                                        format_eigenvalues, verdict)
 from ganscape.dynamics.simulate import TOLERANCE, Trajectory, simulate
 
 START = (1.0, 1.0)
+VERDICT_CELLS = {"converges": "yes", "converges locally": "locally", "does not converge": "no"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,15 @@ class Row:
     def converges(self) -> bool:
         return self.analysis.continuous_converges and self.simultaneous.converged and self.alternating.converged
 
+    @property
+    def verdict(self) -> str:
+        """"converges", "converges locally" (stable at the equilibrium, but a simulation did not end there)
+        or "does not converge"."""
+        if self.converges:
+            return verdict(True)
+        a = self.analysis
+        return verdict(a.continuous_converges and all(a.converges(update) for update in UPDATES), reached=False)
+
     def to_json(self) -> dict:
         a = self.analysis
         return {"method": self.method.name, "loss": self.method.loss, "regularization": self.method.regularization,
@@ -67,7 +78,7 @@ class Row:
                 "simultaneous_final_distance": finite_or_none(self.simultaneous.final_distance),
                 "alternating_converges": self.alternating.converged,
                 "alternating_final_distance": finite_or_none(self.alternating.final_distance),
-                "converges": self.converges}
+                "converges": self.converges, "verdict": self.verdict}
 
 
 def reproduce_table(lr: float = 0.2, steps: int = 500, n_disc: int = 1,
@@ -105,7 +116,7 @@ def markdown_table(rows: list[Row], lr: float, steps: int, n_disc: int = 1) -> s
                      f"| {format_eigenvalues(a.eigenvalues)} | {'yes' if a.continuous_converges else 'no'} "
                      f"| {_radius(a.radius['simultaneous'])} | {_radius(a.radius['alternating'])} "
                      f"| {_reached(row.simultaneous)} | {_reached(row.alternating)} "
-                     f"| **{'yes' if row.converges else 'no'}** |")
+                     f"| **{VERDICT_CELLS[row.verdict]}** |")
     if any(finite_or_none(row.analysis.radius["simultaneous"]) is None for row in rows):
         lines += ["", "undefined: the field is not differentiable at (0, 0), so autograd's Jacobian there is NaN "
                       "(wgan_gp: ‖∇ₓD‖ = |ψ| has a kink at ψ = 0, across which the field jumps by 4λ)."]

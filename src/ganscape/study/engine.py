@@ -19,6 +19,7 @@ old trial's run directories from their last checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -82,12 +83,24 @@ def storage_for(url: str, folder: Path):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(folder / "study.journal")))
+    if url.startswith(("postgresql://", "postgresql+psycopg2://")):
+        _postgresql_driver(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg2://" + url[len("postgresql://"):]
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as err:  # SQLAlchemy's own errors: a wrong URL, no server, no driver
         raise ConfigError(f"cannot open the study storage {url}: {type(err).__name__}: {err}") from None
+
+
+def _postgresql_driver(url: str) -> None:
+    """Refuse a PostgreSQL storage without its driver, saying how to install it (SQLAlchemy only says that some
+    'DB access module' is missing)."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"the study storage {url} is a PostgreSQL database, and its driver (psycopg2) is not "
+                          "installed: pip install 'ganscape[postgres]'.") from None
 
 
 def sampler_for(spec: StudySpec):
@@ -234,17 +247,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def last_beat(trial) -> float:
+    """When the trial's worker last said it was alive (claiming the trial counts as a beat)."""
+    return trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else 0.0)
+
+
+def lost_worker(trial, grace_s: float = GRACE_S) -> str | None:
+    """Why the running ``trial``'s worker counts as dead: its process is gone (seen from the same machine) or
+    it has been silent for longer than ``grace_s``; None while it lives."""
+    worker = trial.user_attrs.get("worker") or {}
+    if worker.get("host") == socket.gethostname() and worker.get("pid") and not _alive(int(worker["pid"])):
+        return f"process {worker['pid']} is gone"
+    silent = time.time() - last_beat(trial)
+    return f"no heartbeat for {silent:.0f} s" if silent > grace_s else None
+
+
 def fail_stale_trials(study, grace_s: float = GRACE_S) -> list[int]:
     """Fail the running trials whose worker died (on this machine) or went silent, and queue each again
     with its parameters and run directories. Returns the numbers of the trials failed here."""
     optuna = _optuna()
     failed = []
-    host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker") or {}
-        beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else 0)
-        dead = worker.get("host") == host and worker.get("pid") and not _alive(int(worker["pid"]))
-        if not (dead or time.time() - beat > grace_s):
+        if lost_worker(trial, grace_s) is None:
             continue
         if requeue(study, trial, "its worker stopped (killed or lost)"):
             failed.append(trial.number)
@@ -437,6 +461,8 @@ def worker(folder: StudyDir, device: str = "cpu", threads: int = 0, heartbeat_s:
                 value = run_trial(trial, spec, folder, device, threads)
                 study.tell(trial, value)
             except KeyboardInterrupt:
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # given up meanwhile
+                    trial.set_user_attr("heartbeat", time.time())  # the attempt's compute counts until now
                 requeue(study, trial, "its worker was interrupted (Ctrl-C)")
                 log(f"{name}: interrupted; queued again, to resume from its last checkpoint")
                 raise

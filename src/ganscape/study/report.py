@@ -1,6 +1,7 @@
 """A study's report: tables (CSV, Markdown) and a self-contained HTML page of plots.
 
-    report/trials.csv     one row per trial: group, parameters, objective per seed and mean, wall time
+    report/trials.csv     one row per trial: group, parameters, objective per seed and mean, wall time of
+                          the attempt and compute of every attempt of the trial
     report/summary.md     per group: trials, diverged, best, median, mean of the top 5%, expected best of k
     report/index.html     the tables and the plots, images embedded (one file to send or open anywhere)
     report/*.png          the plots: budget curves against k and against compute, the top 5% per group,
@@ -25,24 +26,40 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ganscape.errors import ConfigWarning
+from ganscape.plots import count_axis
 from ganscape.study.budget import expected_best, expected_best_curve
-from ganscape.study.engine import StudyDir, _optuna, load_studies
+from ganscape.study.engine import StudyDir, _optuna, last_beat, load_studies
 from ganscape.study.spec import StudySpec
 
 TOP_FRACTION = 0.05
 
 
+def attempt_seconds(trial) -> float:
+    """The compute of one attempt of a trial: its runs' wall times when it finished them; otherwise (killed,
+    interrupted, lost, pruned, still running) from its claim to its worker's last heartbeat."""
+    if "wall_s" in trial.user_attrs:
+        return float(sum(trial.user_attrs["wall_s"]))
+    if trial.datetime_start is None:  # still waiting
+        return 0.0
+    return max(0.0, last_beat(trial) - trial.datetime_start.timestamp())
+
+
 def gather(folder: StudyDir) -> tuple[StudySpec, list[dict], list[tuple[dict, object]]]:
-    """(spec, one row per trial of every group, [(group, its Optuna study)])."""
+    """(spec, one row per trial of every group, [(group, its Optuna study)]). A row's ``wall_s`` is its own
+    attempt's compute; ``compute_s`` adds the attempts it retries (a killed attempt's time is spent too)."""
     optuna = _optuna()
     spec, studies = load_studies(folder)
     rows = []
     for _, study in studies:
+        compute = {}  # trial number -> compute of every attempt so far; a retry comes after what it retries
         for trial in study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
+            wall = attempt_seconds(trial)
+            compute[trial.number] = wall + compute.get(attrs.get("retry_of"), 0.0)
             rows.append({"trial": trial.number, "state": trial.state.name, "group": attrs.get("group_label", ""),
                          "value": trial.value if trial.state == optuna.trial.TrialState.COMPLETE else math.nan,
-                         "seed_values": attrs.get("seed_values", []), "wall_s": float(sum(attrs.get("wall_s", []))),
+                         "seed_values": attrs.get("seed_values", []), "wall_s": wall,
+                         "compute_s": compute[trial.number],
                          "diverged": bool(attrs.get("diverged", False)), "retry_of": attrs.get("retry_of", ""),
                          "run_dirs": attrs.get("run_dirs", []), **{f"param:{k}": v for k, v in trial.params.items()}})
     return spec, rows, studies
@@ -53,6 +70,14 @@ def groups_of(rows: list[dict], spec: StudySpec) -> dict[str, list[dict]]:
 
     order = [group_label(g) for g in spec.group_names()]
     return {label: [r for r in rows if r["group"] == label and r["state"] == "COMPLETE"] for label in order}
+
+
+def best_of(trials: list[dict], spec: StudySpec) -> dict | None:
+    """The completed trial with the best finite objective (None when there is none)."""
+    finite = [t for t in trials if math.isfinite(t["value"])]
+    if not finite:
+        return None
+    return (min if spec.objective.direction == "minimize" else max)(finite, key=lambda t: t["value"])
 
 
 def summary_rows(spec: StudySpec, groups: dict[str, list[dict]]) -> list[dict]:
@@ -68,7 +93,7 @@ def summary_rows(spec: StudySpec, groups: dict[str, list[dict]]) -> list[dict]:
                "best": float(finite[0]) if len(finite) else math.nan,
                "median": float(np.median(finite)) if len(finite) else math.nan,
                "top_5pct_mean": float(top.mean()) if len(top) else math.nan,
-               "mean_wall_s": float(np.mean([t["wall_s"] for t in trials])) if trials else math.nan}
+               "mean_compute_s": float(np.mean([t["compute_s"] for t in trials])) if trials else math.nan}
         for k in (1, 5, 10):
             row[f"expected_best_of_{k}"] = expected_best(finite, k, minimize) if len(finite) else math.nan
         table.append(row)
@@ -82,7 +107,7 @@ def _fmt(value) -> str:
 
 def markdown(spec: StudySpec, table: list[dict]) -> str:
     columns = ["group", "trials", "diverged", "best", "median", "top_5pct_mean", "expected_best_of_1",
-               "expected_best_of_5", "expected_best_of_10", "mean_wall_s"]
+               "expected_best_of_5", "expected_best_of_10", "mean_compute_s"]
     head = (f"# {spec.name}\n\nObjective: {spec.objective.reduce} {spec.objective.metric} over each run's "
             f"evaluations ({spec.objective.direction}), mean over {spec.seeds} seed(s) per trial; sampler "
             f"{spec.sampler}.\n\n")
@@ -104,13 +129,19 @@ def _figure(width=7.0, height=4.5) -> Figure:
 
 
 def budget_plots(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[bytes, bytes]:
+    """The PNGs of ``budget_figures``."""
+    by_k, by_compute = budget_figures(spec, groups)
+    return _png(by_k), _png(by_compute)
+
+
+def budget_figures(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[Figure, Figure]:
     """Expected best of k trials with its bootstrap band, against k and against compute (k times the mean
-    wall time of the group's trials, diverged ones included: they cost compute too)."""
+    compute of the group's trials, every attempt of a trial and diverged trials included: they cost compute too)."""
     from matplotlib import colormaps
     from matplotlib.ticker import ScalarFormatter
 
     minimize = spec.objective.direction == "minimize"
-    seconds = [np.mean([t["wall_s"] for t in trials]) for trials in groups.values() if trials]
+    seconds = [np.mean([t["compute_s"] for t in trials]) for trials in groups.values() if trials]
     unit, per = ("hours", 3600) if seconds and max(seconds) * max(len(t) for t in groups.values()) > 3600 \
         else ("minutes", 60)
     figs = [_figure(7, 5.5), _figure(7, 5.5)]
@@ -122,25 +153,26 @@ def budget_plots(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[bytes,
             continue
         ks = np.arange(1, max(2, len(scores)) + 1)
         curve = expected_best_curve(scores, ks, minimize)
-        cost = np.mean([t["wall_s"] for t in trials]) / per
+        cost = np.mean([t["compute_s"] for t in trials]) / per
         color = palette[index % len(palette)]
         for ax, x in ((axes[0], ks), (axes[1], ks * cost)):
             ax.plot(x, curve["mean"], color=color, label=label, marker=".")
             ax.fill_between(x, curve["low"], curve["high"], color=color, alpha=0.08)
     for ax, xlabel in ((axes[0], "trials k"),
-                       (axes[1], f"compute of k trials ({unit} of one worker, from the trials' wall times)")):
+                       (axes[1], f"compute of k trials ({unit} of one worker, every attempt of a trial)")):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"expected best {spec.objective.metric}")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(ScalarFormatter())
         ax.tick_params(axis="x", which="minor", labelsize=7)
-        ax.set_title("best score reachable with a budget (mean, 95% bootstrap band)", fontsize=9)
+        ax.set_title("best score reachable with a budget (mean, 95% bootstrap band)", fontsize=9, wrap=True)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+    count_axis(axes[0].xaxis)
     for fig in figs:
         fig.tight_layout()
-    return _png(figs[0]), _png(figs[1])
+    return figs[0], figs[1]
 
 
 def distribution_plots(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[bytes, bytes]:
@@ -164,7 +196,7 @@ def distribution_plots(spec: StudySpec, groups: dict[str, list[dict]]) -> tuple[
                        alpha=0.6)
         ax.set_yticks(positions, labels, fontsize=6)
         ax.set_xlabel(spec.objective.metric)
-        ax.set_title(f"{title}, per group", fontsize=9)
+        ax.set_title(f"{title}, per group", fontsize=9, wrap=True)
         fig.tight_layout()
         pictures.append(_png(fig))
     return pictures[0], pictures[1]
@@ -208,40 +240,28 @@ def importance_plot(studies: list[tuple[dict, object]]) -> bytes | None:
 
 def best_samples(folder: StudyDir, spec: StudySpec, groups: dict[str, list[dict]]) -> dict[str, bytes]:
     """A picture of the samples of each group's best trial (its first seed's run)."""
-    import torch
+    from PIL import Image
 
     from ganscape.hub import load_generator
-    from ganscape.plots import image_grid, plot_points
+    from ganscape.plots import sample_picture
+    from ganscape.training.sampling import points_picture
 
-    minimize = spec.objective.direction == "minimize"
     pictures = {}
     for label, trials in groups.items():
-        finite = [t for t in trials if math.isfinite(t["value"]) and t["run_dirs"]]
-        if not finite:
+        best = best_of([t for t in trials if t["run_dirs"]], spec)
+        if best is None:
             continue
-        best = (min if minimize else max)(finite, key=lambda t: t["value"])
         run = folder.runs / best["run_dirs"][0]
         if not run.is_dir():
             continue  # trained on another machine
         model = load_generator(run)
         if len(model.spec.shape) == 3:
-            from PIL import Image
-
-            buffer = io.BytesIO()
-            Image.fromarray(image_grid(model.sample(16, seed=0), columns=8)).save(buffer, format="png")
-            pictures[label] = buffer.getvalue()
+            rgb = sample_picture(model.sample(16, seed=0), columns=8)
         else:
-            from ganscape.config import load_config
-            from ganscape.data import build_dataset
-
-            data = build_dataset(load_config(run / "config.yaml"))
-            real, _ = data.sample(1000, torch.Generator().manual_seed(0))
-            rgb = plot_points(real, model.sample(1000, seed=0), None, f"{label}: trial {best['trial']}")
-            buffer = io.BytesIO()
-            from PIL import Image
-
-            Image.fromarray(rgb).save(buffer, format="png")
-            pictures[label] = buffer.getvalue()
+            rgb = points_picture(model.sample(1000, seed=0), model.config, f"{label}: trial {best['trial']}")
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="png")
+        pictures[label] = buffer.getvalue()
     return pictures
 
 
@@ -304,12 +324,12 @@ def write_report(folder: StudyDir) -> Path:
     params = sorted({k for r in rows for k in r if k.startswith("param:")})
     with open(out / "trials.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial", "state", "group", *params, "value", "seed_values", "diverged", "wall_s",
+        writer.writerow(["trial", "state", "group", *params, "value", "seed_values", "diverged", "wall_s", "compute_s",
                          "retry_of", "run_dirs"])
         for r in rows:
             writer.writerow([r["trial"], r["state"], r["group"], *[r.get(p, "") for p in params], r["value"],
                              " ".join(f"{v:.6g}" for v in r["seed_values"]), r["diverged"], f"{r['wall_s']:.2f}",
-                             r["retry_of"], " ".join(r["run_dirs"])])
+                             f"{r['compute_s']:.2f}", r["retry_of"], " ".join(r["run_dirs"])])
     groups = groups_of(rows, spec)
     table = summary_rows(spec, groups)
     (out / "summary.md").write_text(markdown(spec, table))

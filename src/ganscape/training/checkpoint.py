@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ganscape.errors import CheckpointError
+from ganscape.jsonio import new_file_mode
 
 FORMAT = "ganscape-checkpoint-2"
 READABLE_FORMATS = ("ganscape-checkpoint-1", FORMAT)  # format 1: no checksums
@@ -87,12 +89,6 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return hashlib.sha256(tensor.contiguous().view(-1).view(torch.uint8).numpy()).hexdigest()
 
 
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save_checkpoint(path: Path, state: dict) -> Path:
     """Write ``state`` to ``path`` atomically, with a checksum of every tensor."""
     path = Path(path)
@@ -111,7 +107,7 @@ def save_checkpoint(path: Path, state: dict) -> Path:
                 raise
             number = int(code.group(1) or code.group(2))
             raise OSError(number, os.strerror(number), str(path)) from None
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, new_file_mode())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -147,6 +143,24 @@ def load_checkpoint(path: Path) -> dict:
         raise
     except Exception as err:  # safetensors, JSON and OS errors all mean the same thing here
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {err}") from None
+
+
+def read_torch_file(path: Path, holds: str) -> Any:
+    """What ``torch.save`` wrote to ``path``, read with ``weights_only``: a file that would run code is refused
+    with its path, not with PyTorch's advice to lift the guard. ``holds`` names the file's kind for messages
+    (e.g. "a PyTorch state dict")."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):  # a corrupt pickle rather than a refused one
+            raise CheckpointError(f"{path} cannot be read as {holds}: {err}") from None
+        code = re.search(r"GLOBAL ([\w.]+)", str(err))
+        raise CheckpointError(f"{path} was refused: loading it would run code"
+                              + (f" (it calls {code.group(1)})" if code else "")
+                              + f", and ganscape reads only tensors from {holds}; save the weights alone, e.g. "
+                              "torch.save(model.state_dict(), PATH).") from None
+    except Exception as err:  # a torn zip, a foreign format
+        raise CheckpointError(f"{path} cannot be read as {holds}: {type(err).__name__}: {err}") from None
 
 
 def read_checkpoint_config(path: Path) -> dict | None:

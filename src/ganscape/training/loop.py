@@ -2,13 +2,17 @@
 
 At each step, in this order: the step; its losses checked; at intervals the log (and a check of the
 whole state), an atomic checkpoint, sample pictures and the evaluation. The checkpoint comes first,
-so a failing picture or evaluation never costs it; such a failure is reported and training goes on.
-The run stops on a non-finite value with a diagnosis, and after the current step on Ctrl-C. The
+so a failing picture or evaluation never costs it; such a failure is reported and training goes on,
+except on a full disk, which stops the run (``resume`` makes the picture or evaluation again: their
+files are written atomically, so none is left cut short). The run stops on a non-finite value with a
+diagnosis, and after the current step on Ctrl-C or when the reader of its output goes away (``| head``),
+with a checkpoint; Ctrl-C during an evaluation abandons it (``resume`` does it again). The
 algorithm of a step is in ``training.step``, the state it updates in ``training.state``.
 """
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import threading
@@ -24,7 +28,7 @@ from ganscape.data import build_dataset
 from ganscape.data.base import is_image_data
 from ganscape.data.images import LazyImages
 from ganscape.data.prefetch import Prefetching
-from ganscape.errors import ConfigError, GanscapeWarning
+from ganscape.errors import ConfigError, GanscapeWarning, silence_stdout
 from ganscape.metrics import VALUES
 from ganscape.metrics.evaluate import Evaluator, write_result
 from ganscape.objectives.objective import Objective
@@ -55,23 +59,66 @@ def evaluate(state: GANState, evaluator: Evaluator, cfg: Experiment, run: RunDir
     return results
 
 
-@contextmanager
-def stop_requests():
-    """Turn the first Ctrl-C into a request to stop after the current step (with a checkpoint)."""
-    requested = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield requested
-        return
+class EvaluationAbandoned(KeyboardInterrupt):
+    """Ctrl-C during an evaluation: it is dropped unfinished, and ``resume`` does it again."""
 
-    def handler(signum, frame):
-        if requested["stop"]:
+
+class StopRequests:
+    """Requests to stop training early: by Ctrl-C, or by the reader of the output going away (``| head``).
+
+    The first Ctrl-C asks to stop after the current step, with a checkpoint; during an evaluation that
+    may be abandoned (see ``abandoning``) it abandons it at once. A second Ctrl-C aborts, saying how to
+    continue from the last checkpoint.
+    """
+
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.stop = False
+        self.output_closed = False
+        self.abandonable = False
+
+    def interrupt(self, signum, frame) -> None:
+        if self.stop:
+            print(f"\naborting; continue from the last checkpoint with: ganscape resume {self.run}", file=sys.stderr)
             raise KeyboardInterrupt
-        requested["stop"] = True
+        self.stop = True
+        if self.abandonable:
+            print(f"\nstopping: this evaluation is abandoned ('ganscape resume {self.run}' does it again; "
+                  "Ctrl-C again to abort)", file=sys.stderr)
+            raise EvaluationAbandoned
         print("\nstopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    @contextmanager
+    def abandoning(self, allowed: bool):
+        """Within: Ctrl-C abandons the work at once, where ``allowed``."""
+        self.abandonable = allowed
+        try:
+            yield
+        finally:
+            self.abandonable = False
+
+    def say(self, line: str) -> None:
+        """Print a progress line; once its reader has gone, ask to stop (with a checkpoint, as Ctrl-C does)
+        instead of dying without one, and print nothing more."""
+        if self.output_closed:
+            return
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            silence_stdout()
+            self.output_closed = self.stop = True
+
+
+@contextmanager
+def stop_requests(run: RunDir):
+    """``StopRequests`` that Ctrl-C (SIGINT) feeds while training."""
+    requests = StopRequests(run)
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield requests
+        return
+    previous = signal.signal(signal.SIGINT, requests.interrupt)
     try:
-        yield requested
+        yield requests
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -105,26 +152,49 @@ def check_keep_best(value: str, metrics: list[str]) -> None:
                           f"{needed[0]} to eval.metrics.")
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def attempt(what: str, step: int, action):
-    """Run ``action``; report a failure as a warning instead of stopping training (its checkpoint is written)."""
+    """Run ``action``; report a failure as a warning instead of stopping training (its checkpoint is written).
+
+    A full disk stops the run as it does at a checkpoint: ``resume`` then makes the picture or evaluation
+    again (at the step it resumes from, or when it trains through that step again).
+    """
     try:
         return action()
     except Exception as err:  # noqa: BLE001 - any failure of a picture or an evaluation is reported, not fatal
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            raise
         warnings.warn(f"{what} at step {step} failed and was skipped: {type(err).__name__}: {err}",
                       GanscapeWarning, stacklevel=2)
         return None
 
 
+def evaluation_unless_stopped(state: GANState, evaluator: Evaluator, cfg: Experiment, run: RunDir,
+                              requests: StopRequests, abandonable: bool) -> dict[str, float] | None:
+    """The evaluation at this step; None when it failed (reported), or, where ``abandonable``, when a stop was
+    requested before or during it: a multi-minute FID is not started, or not finished, after Ctrl-C."""
+    if abandonable and requests.stop:
+        return None
+    try:
+        with requests.abandoning(abandonable):
+            return attempt("the evaluation", state.step, lambda: evaluate(state, evaluator, cfg, run))
+    except EvaluationAbandoned:
+        return None
+
+
 def catch_up(state: GANState, data, evaluator: Evaluator | None, cfg: Experiment, run: RunDir, log: MetricsLog,
-             best: BestScores) -> None:
+             best: BestScores, requests: StopRequests, abandonable: bool) -> None:
     """The picture and evaluation due at the step a run resumes from, when they are missing: a run killed
-    after a checkpoint but before them gets them now, so its log equals that of a run never killed."""
+    (or stopped by a full disk or Ctrl-C) after a checkpoint but before them gets them now, so its log
+    equals that of a run never stopped."""
     step = state.step
     if cfg.log.samples_every and step % cfg.log.samples_every == 0 and not (run.samples / f"step_{step:08d}.png").exists():
         attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
     evaluated = any(row["step"] == step and any(k.startswith("eval/") for k in row) for row in read_metrics(run))
     if evaluator is not None and step % cfg.eval.every == 0 and not evaluated:
-        evaluation = attempt("the evaluation", step, lambda: evaluate(state, evaluator, cfg, run))
+        evaluation = evaluation_unless_stopped(state, evaluator, cfg, run, requests, abandonable)
         if evaluation is not None:
             log.write(step, evaluation | best.update(evaluation, step))
 
@@ -178,8 +248,6 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
     last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
     log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step) if main else None
     best = BestScores.from_log(read_metrics(run))
-    if resume and main:
-        catch_up(state, data, evaluator, cfg, run, log, best)
     print_lines = main and progress is None and not show_bar
     evaluates = broadcast(evaluator is not None, processes)  # every process checkpoints where process 0 evaluates
     bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
@@ -188,20 +256,23 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
     stopped = False
     monitor = LossMonitor()
     try:
-        with stop_requests() as requested:
-            while state.step < last:
+        with stop_requests(run) as requests:
+            if resume and main:  # under torchrun the others wait for process 0 at the first step: not abandoned
+                catch_up(state, data, evaluator, cfg, run, log, best, requests, abandonable=not processes.many)
+            stopped = requests.stop and not processes.many  # Ctrl-C during the catch-up: no training now
+            while state.step < last and not stopped:
                 tic = time.perf_counter()
                 monitor.record(state.step + 1, train_step(state, data, objective, cfg))
                 step_time += time.perf_counter() - tic
                 steps_timed += 1
                 step = state.step
                 if processes.many:  # every process must stop at the same step: they agree at log steps
-                    stopped = due(step, cfg.log.every, last) and any_process(requested["stop"], processes)
+                    stopped = due(step, cfg.log.every, last) and any_process(requests.stop, processes)
                 else:
-                    stopped = requested["stop"]
+                    stopped = requests.stop
                 end = last if not stopped else step
                 bar.update(1)
-                evaluating = evaluates and due(step, cfg.eval.every, end)
+                evaluating = evaluates and due(step, cfg.eval.every, last) and not stopped  # then resume does it
                 checkpointing = due(step, cfg.checkpoint.every, end) or (evaluating and bool(cfg.checkpoint.keep_best))
                 evaluating = evaluating and main
                 picturing = main and bool(cfg.log.samples_every) and due(step, cfg.log.samples_every, end)
@@ -220,20 +291,26 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                         log.write(step, values)
                         bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
                     if print_lines:
-                        print(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
-                              f"  {values['steps_per_s']:.3g} steps/s", flush=True)
+                        requests.say(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
+                                     f"  {values['steps_per_s']:.3g} steps/s")
                 if checkpointing:
                     save_state(state, cfg, run, best, checked, processes)
                     checked = step
                 if picturing:
                     attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
                 if evaluating:
-                    evaluation = attempt("the evaluation", step, lambda: evaluate(state, evaluator, cfg, run))
+                    abandonable = not processes.many or step == last  # the others wait for process 0's evaluation
+                    evaluation = evaluation_unless_stopped(state, evaluator, cfg, run, requests, abandonable)
                     if evaluation is not None:
                         results = evaluation
                         log.write(step, results | best.update(results, step))
                         if on_evaluation is not None and step < last and on_evaluation(step, results):
                             stopped = True
+                    if abandonable and requests.stop:  # Ctrl-C before or during it: resume evaluates this step
+                        stopped = True
+                        if not checkpointing:  # one process (the last step is always checkpointed)
+                            save_state(state, cfg, run, best, checked, processes)
+                            checked = step
                 if stopped:
                     break
     finally:
@@ -241,4 +318,5 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
         if log is not None:
             log.close()
     return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "stopped": stopped,
-            "results": results, "best": dict(best.best), "wall_time_s": time.perf_counter() - start_time}
+            "output_closed": requests.output_closed, "results": results, "best": dict(best.best),
+            "wall_time_s": time.perf_counter() - start_time}

@@ -15,3 +15,10 @@ def rmsprop(params, cfg) -> torch.optim.Optimizer:
 
 
 OPTIMIZERS = {"adam": adam, "rmsprop": rmsprop}
+
+
+def hyperparameters(cfg) -> dict:
+    """The settings an optimizer built from ``cfg`` gives each parameter group (lr, betas, eps, ...): what a
+    branched run writes over the optimizer state it inherits, whose moments it keeps."""
+    group = OPTIMIZERS[cfg.name]([torch.zeros(1, requires_grad=True)], cfg).param_groups[0]
+    return {key: value for key, value in group.items() if key != "params"}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import time
 import warnings
@@ -222,7 +223,10 @@ class RunDir:
     def latest_checkpoint(self) -> tuple[int, Path]:
         found = list_checkpoints(self.checkpoints)
         if not found:
-            raise CheckpointError(f"run directory {self.path} has no checkpoint in {self.checkpoints}.")
+            raise CheckpointError(
+                f"run directory {self.path} has no checkpoint in {self.checkpoints}: it stopped before its first. "
+                f"Start it again, with its config, name and place: ganscape train {shlex.quote(str(self.path))} "
+                f"run.root={shlex.quote(str(self.path.parent))} run.name={shlex.quote(self.path.name)}")
         return found[-1]
 
 
@@ -253,12 +257,19 @@ class MetricsLog:
     def __init__(self, run: RunDir, tensorboard: bool, start_step: int = 0):
         self.path = run.metrics_path
         self._drop_entries_after(start_step)
-        self.writer = None
-        if tensorboard:
+        self.tensorboard, self.events, self.start_step = tensorboard, run.events, start_step
+        self._writer = None
+
+    @property
+    def writer(self):
+        """TensorBoard's writer (None without TensorBoard), made at the first value logged: a run that fails
+        before then leaves no events file behind."""
+        if self._writer is None and self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step hides events a crashed run logged after its last checkpoint.
-            self.writer = SummaryWriter(str(run.events), purge_step=start_step or None)
+            self._writer = SummaryWriter(str(self.events), purge_step=self.start_step or None)
+        return self._writer
 
     def _drop_entries_after(self, step: int) -> None:
         """On resume, forget what was logged after the checkpoint we continue from: the kept records go to
@@ -284,8 +295,8 @@ class MetricsLog:
             self.writer.add_image(tag, rgb, step, dataformats="HWC")
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 def read_metrics(run: RunDir) -> list[dict]:

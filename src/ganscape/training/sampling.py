@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from ganscape.config import Experiment
+from ganscape.config import Experiment, from_dict
 from ganscape.data import build_dataset
 from ganscape.data.base import Dataset, is_image_data
 from ganscape.errors import CheckpointError
 from ganscape.metrics.evaluate import generated_batches
 from ganscape.nets import ModelSpec, build_generator
-from ganscape.plots import image_grid, plot_points, save_png, with_title
+from ganscape.plots import plot_points, row_labels, sample_picture, save_png
 from ganscape.training.checkpoint import checkpoint_name, list_checkpoints
 from ganscape.training.run import MetricsLog, RunDir
 from ganscape.training.snapshots import load_run_checkpoint
@@ -78,11 +79,23 @@ def grid_classes(num_classes: int, rows: int = 10) -> torch.Tensor:
     return torch.linspace(0, num_classes - 1, rows).round().long()
 
 
+def points_picture(points: torch.Tensor, model_config: dict, title: str, path: Path | None = None) -> np.ndarray:
+    """A scatter picture of a 2-D generator's ``points`` over as many points of the data set that its
+    config.json records (none when it records none, as for imported weights); saved at ``path`` when given."""
+    data = (model_config.get("provenance") or {}).get("data")
+    real = None
+    if data:
+        dataset = build_dataset(from_dict({"data": data}, Experiment))
+        real, _ = dataset.sample(len(points), torch.Generator().manual_seed(0))
+    return plot_points(real, points, None, title, path)
+
+
 def save_samples(state: GANState, data: Dataset, cfg: Experiment, run: RunDir, log: MetricsLog) -> Path:
     """A picture of the sampling generator's output with the same latents at every step.
 
-    Images: an 8x8 grid; for a conditional run, 8 samples of a class per row (``grid_classes``). 2-D
-    points: generated and real points over D's logit.
+    Images: an 8x8 grid (``sample_picture``: enlarged to at least 512 pixels, captioned); for a conditional
+    run, 8 samples of a class per row (``grid_classes``), labelled. 2-D points: generated and real points
+    over D's logit.
     """
     device = next(state.G.parameters()).device
     seed = derived_seed(cfg.train.seed, "samples")
@@ -94,7 +107,8 @@ def save_samples(state: GANState, data: Dataset, cfg: Experiment, run: RunDir, l
         fake = generate(state.sampler, 64 if labels is None else len(labels), cfg, seed, device,
                         state.spec.num_classes, labels=labels)
         title = f"step {state.step}, {which}" + ("; a class per row" if classes is not None else "")
-        rgb = with_title(image_grid(fake, columns=8), title)
+        names = row_labels(classes.tolist(), state.spec.class_names) if classes is not None else None
+        rgb = sample_picture(fake, columns=8, labels=names, title=title)
         save_png(rgb, path)
     else:
         fake = generate(state.sampler, 2000, cfg, seed, device)
