@@ -274,7 +274,7 @@ def test_a_sharded_update_follows_the_mean_of_its_shards_gradients():
     from ganscape.objectives.losses import LOSSES
     from ganscape.training.state import shard_streams
 
-    cfg = load_config(None, IMAGE + ["d.norm=layer", "g.norm=none", "train.shards=2", "loss=hinge", "train.ema=0"])
+    cfg = load_config(None, IMAGE + ["d.norm=layer", "g.norm=none", "train.shards=2", "loss=hinge", "penalty=none", "train.ema=0"])
     data = build_dataset(cfg)
     state = build_state(cfg, data, torch.device("cpu"))
     G, D = copy.deepcopy(state.G).double(), copy.deepcopy(state.D).double()

@@ -35,7 +35,7 @@ def trained(tiny, name="tiny", steps=30, extra=()):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda p: p.write_text(""), "config.yaml is empty"),
-    (lambda p: p.write_text(p.read_text()[:40]), "config.yaml cannot be read"),
+    (lambda p: p.write_text(p.read_text().partition("pixel_scale")[0] + "pixel"), "config.yaml cannot be read"),  # torn mid-key
     (lambda p: p.unlink(), "config.yaml is missing"),
     (lambda p: p.write_bytes(b"\x00\xff\xfe binary"), "config.yaml cannot be read"),
 ])
