@@ -20,8 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "ganscape"
-TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py", "tests/test_norms.py",
-         "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py",
+TESTS = ["tests/test_step.py", "tests/test_d_input.py", "tests/test_penalties.py", "tests/test_losses.py",
+         "tests/test_norms.py", "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py",
          "tests/test_biggan_layers.py", "tests/test_biggan.py", "tests/test_import_biggan_pytorch.py",
          "tests/test_fast_step.py", "tests/test_training.py", "tests/test_distributed.py", "tests/test_data.py"]
 
@@ -29,13 +29,17 @@ TESTS = ["tests/test_step.py", "tests/test_penalties.py", "tests/test_losses.py"
 ERRORS = [
     # the step
     ("step: n_disc forced to 1", "training/step.py", "range(cfg.train.n_disc)", "range(1)"),
-    ("step: no instance noise on real data", "training/step.py",
-     "real = objective.d_input(real, state.step, streams.noise)", "real = real"),
-    ("step: no instance noise on fakes in D's update", "training/step.py",
-     "fake = objective.d_input(fake, state.step, streams.noise)", "fake = fake"),
-    ("step: no instance noise on fakes in G's update", "training/step.py",
-     "fake = objective.d_input(at_least_float32(state.G_forward(z, labels)), state.step, streams.noise)",
-     "fake = at_least_float32(state.G_forward(z, labels))"),
+    ("step: no D-input pipeline on real data", "training/step.py",
+     "real, fake = state.d_input.d_step(real, fake, state.step, streams.noise)",
+     "fake = state.d_input.d_step(real, fake, state.step, streams.noise)[1]"),
+    ("step: no D-input pipeline on fakes in D's update", "training/step.py",
+     "real, fake = state.d_input.d_step(real, fake, state.step, streams.noise)",
+     "real = state.d_input.d_step(real, fake, state.step, streams.noise)[0]"),
+    ("step: no D-input pipeline on fakes in G's update", "training/step.py",
+     "fake = state.d_input.g_step(fake, state.step, streams.noise)", "pass"),
+    ("step: ADA observes D's logits on the fakes", "training/step.py",
+     "state.d_input.observe([d.real_logits for d in d_parts])",
+     "state.d_input.observe([d.fake_logits for d in d_parts])"),
     ("step: labels miss D in G's update", "training/step.py", "objective.g_totals(G, state.D_forward(fake, labels))",
      "objective.g_totals(G, state.D_forward(fake, None))"),
     ("step: labels miss D in D's update", "training/step.py", "objective.d_totals(state.D_forward, real, fake, labels,",
@@ -57,8 +61,10 @@ ERRORS = [
     # the objective
     ("objective: penalty weights dropped", "objectives/objective.py",
      "loss + sum(weight * terms[penalty.name]", "loss + sum(terms[penalty.name]"),
-    ("objective: instance noise not annealed", "objectives/objective.py",
-     "strength = annealed(strength, step, self.anneal_steps)", "strength = strength"),
+    ("d_input: instance noise not annealed", "objectives/d_input.py",
+     "return strength * max(0.0, 1.0 - step / anneal_steps)", "return strength"),
+    ("d_input: ADA counts logits, not their signs", "objectives/d_input.py",
+     "torch.stack([logits.sign().sum(),", "torch.stack([logits.sum(),"),
     ("objective: real and fake logits swapped", "objectives/objective.py",
      "real_logits, fake_logits = at_least_float32(D(real, labels)), at_least_float32(D(fake, labels))",
      "fake_logits, real_logits = at_least_float32(D(real, labels)), at_least_float32(D(fake, labels))"),

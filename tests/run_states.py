@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ganscape.training.checkpoint import load_checkpoint
+from ganscape.store.checkpoint import load_checkpoint
 
 
 def final_state(run) -> dict:

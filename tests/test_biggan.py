@@ -217,15 +217,17 @@ def test_initialisation_styles(init):
     (["g.arch=biggan", "latent.dim=21", "data.name=digits", "data.resolution=32", "data.conditional=true"],
      r"latent.dim must be a multiple of 4, e.g. 20 or 24, not 21"),
     (["g.arch=biggan", "g.norm=batch"], r"biggan takes norm=spectral \(BigGAN\) or norm=none"),
-    (["g.arch=resnet_cifar", "g.biggan.attention=32"], r"g.biggan.\* are settings of biggan, biggan_deep, and g.arch "
-                                                       r"is resnet_cifar"),
-    (["g.arch=biggan", "g.width=1", "g.biggan.attention=16"], r"self-attention at 16x16 needs a multiple of 8 "
+    (["g.arch=resnet_cifar", "g.settings.attention=32"], r"g.settings: resnet_cifar has no settings; remove "
+                                                         r"g.settings.\* \(architectures with settings: biggan, "
+                                                         r"biggan_deep\)"),
+    (["g.arch=biggan", "g.width=1", "g.settings.attention=16"], r"self-attention at 16x16 needs a multiple of 8 "
                                                              r"channels, and the block there has 4"),
-    (["g.arch=biggan", "g.biggan.init=glorot"], r"g.biggan.init: unknown choice 'glorot'.*Valid: N02, ortho, xavier"),
+    (["g.arch=biggan", "g.settings.init=glorot"], r"g.settings.init: unknown choice 'glorot'.*Valid: N02, ortho, "
+                                                  r"xavier"),
     (["g.arch=biggan", "data.resolution=48"], r"biggan makes square images of 32x32, 64x64, 128x128, 256x256 pixels"),
-    (["g.arch=biggan_deep", "g.biggan.hierarchical=false"], r"g.biggan.hierarchical=false is a BigGAN setting"),
-    (["g.arch=biggan", "g.biggan.shared_dim=0", "data.conditional=true"], r"set g.biggan.shared_dim > 0 or "
-                                                                          r"g.biggan.hierarchical=false"),
+    (["g.arch=biggan_deep", "g.settings.hierarchical=false"], r"g.settings.hierarchical=false is a BigGAN setting"),
+    (["g.arch=biggan", "g.settings.shared_dim=0", "data.conditional=true"], r"set g.settings.shared_dim > 0 or "
+                                                                            r"g.settings.hierarchical=false"),
 ])
 def test_bad_biggan_settings_are_refused_with_the_fix(overrides, message):
     base = ["data.name=digits", "data.resolution=32", "g.norm=spectral", "latent.dim=20"]

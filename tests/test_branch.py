@@ -8,10 +8,11 @@ import torch
 from ganscape.cli import main
 from ganscape.config import load_config
 from ganscape.errors import ConfigError
-from ganscape.training.branch import branch_run
-from ganscape.training.checkpoint import checkpoint_name, load_checkpoint, read_checkpoint_config
+from ganscape.runs.branching import branch_run
+from ganscape.store.checkpoint import checkpoint_name, load_checkpoint, read_checkpoint_config
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir, read_metrics
+from ganscape.runs import RunDir
+from ganscape.store.rundir import read_metrics
 from run_states import assert_same_state, final_state
 
 

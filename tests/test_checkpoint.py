@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganscape.errors import CheckpointError
-from ganscape.training.checkpoint import (checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
+from ganscape.store.checkpoint import (checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
                                           save_checkpoint)
 
 

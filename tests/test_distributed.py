@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.store.checkpoint import list_checkpoints, load_checkpoint
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 pytestmark = pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this Python")

@@ -18,7 +18,7 @@ from ganscape.dynamics.spectrum import leading_eigenvalues, run_field
 from ganscape.dynamics.table import PAPER_METHODS, markdown_table, reproduce_table
 from ganscape.errors import ConfigError
 from ganscape.objectives.losses import LOSSES, Loss
-from ganscape.training.run import RunDir
+from ganscape.runs import RunDir
 
 @pytest.fixture(autouse=True)
 def one_thread():

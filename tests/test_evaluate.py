@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ganscape.cli import main
-from ganscape.config import DataConfig, MetricsConfig
+from ganscape.config import DataConfig, MetricsConfig, from_dict, to_dict
 from ganscape.data import DATASETS
 from ganscape.data.images import InMemoryImages
 from ganscape.errors import CheckpointError, ConfigError
@@ -17,7 +17,7 @@ from ganscape.metrics import reference as ref
 from ganscape.metrics.evaluate import Evaluator, evaluate, generated_batches
 from ganscape.metrics.features import inception_input, to_uint8
 from ganscape.metrics.inception import FIDInception, file_sha256
-from ganscape.training.run import RunDir
+from ganscape.runs import RunDir
 from random_inception import random_fid_inception_state, smooth_images
 
 
@@ -31,9 +31,9 @@ def weights(tmp_path_factory):
 
 @pytest.fixture
 def settings(weights, tmp_path):
-    return MetricsConfig(inception_weights=str(weights), cache_dir=str(tmp_path / "cache"), batch_size=8,
-                         kid_subsets=3, kid_subset_size=6, msssim_batch=4, msssim_batches=2, recon_images=4,
-                         recon_steps=2)
+    return from_dict({"inception_weights": str(weights), "cache_dir": str(tmp_path / "cache"), "batch_size": 8,
+                      "kid": {"subsets": 3, "subset_size": 6}, "msssim": {"batch": 4, "batches": 2},
+                      "recon": {"images": 4, "steps": 2}}, MetricsConfig)
 
 
 def tiny_images(n: int = 12, seed: int = 0) -> InMemoryImages:
@@ -184,7 +184,7 @@ def test_reference_features_are_cached_under_a_complete_key(settings, weights, m
         ref.reference_features(data, cfg, 6, model, "tf", sha, folder)
     # A cache file under the right name but with another key inside is refused, with its path.
     monkeypatch.undo()
-    from ganscape.training.checkpoint import save_checkpoint
+    from ganscape.store.checkpoint import save_checkpoint
     save_checkpoint(path, {"key": key | {"num_images": 7}, "features": first})
     with pytest.raises(CheckpointError, match="another protocol"):
         ref.reference_features(data, cfg, 8, model, "tf", sha, folder)
@@ -230,7 +230,7 @@ def test_inception_score_needs_the_classifier(settings, tmp_path):
         Evaluator(["is"], tiny_images(), DataConfig(name="tiny"), latent_dim=4,
                   settings=MetricsConfig(inception_weights=str(path)))
     evaluator = Evaluator(["is"], tiny_images(), DataConfig(name="tiny"), latent_dim=4, num_samples=10,
-                          settings=settings.__class__(**{**settings.__dict__, "is_splits": 2}))
+                          settings=from_dict({**to_dict(settings), "is": {"splits": 2}}, MetricsConfig))
     values = evaluator(Blob())
     assert 1.0 <= values["is_mean"] <= 1008 and values["is_std"] >= 0
 

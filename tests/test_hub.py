@@ -19,8 +19,8 @@ from ganscape.config import load_config
 from ganscape.errors import CheckpointError, ConfigError
 from ganscape.hub import export_run, load_discriminator, load_generator, slerp
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir
-from ganscape.training.sampling import load_run_generator
+from ganscape.runs import RunDir
+from ganscape.runs import load_run_generator
 from ganscape.training.snapshots import load_run_checkpoint
 
 TINY = ["g.arch=dcgan", "d.arch=dcgan", "g.width=8", "d.width=8", "latent.dim=16", "train.steps=6",
@@ -119,7 +119,7 @@ def test_exported_and_atomically_written_files_follow_the_umask(trained_run, tmp
     the mode open() gives a new file (safetensors alone creates 0600, which hid model.safetensors from
     the group and others)."""
     from ganscape.jsonio import write_json
-    from ganscape.training.checkpoint import save_checkpoint
+    from ganscape.store.checkpoint import save_checkpoint
 
     run, _ = trained_run
     previous = os.umask(umask)
@@ -436,7 +436,7 @@ def test_fid_json_is_alone_on_stdout_and_progress_follows_the_terminal(tmp_path,
     assert fid("--json", "--out", str(tmp_path / "r.json"), cache="a") == 0
     out, err = capsys.readouterr()
     assert json.loads(out) == json.loads((tmp_path / "r.json").read_text())["values"]
-    assert "digits test against digits train" in err and "wrote" in err and "kid_subset_size" in err
+    assert "digits test against digits train" in err and "wrote" in err and "kid.subset_size" in err
     assert "img/s" in err
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert fid(cache="b") == 0

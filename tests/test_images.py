@@ -13,7 +13,7 @@ from ganscape.data import build_dataset
 from ganscape.nets import ModelSpec, build_discriminator, build_generator
 from ganscape.plots import with_title
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir
+from ganscape.runs import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ganscape.errors import CheckpointError
 from ganscape.metrics import inception as inc
+from ganscape.store.download import DOWNLOAD_TIMEOUT
 
 
 def _no_network(*args, **kwargs):
@@ -417,7 +418,7 @@ def test_download_is_atomic_verified_and_reused(monkeypatch, tmp_path):
         warnings.simplefilter("error")
         path = inc.inception_weights_path(None)
     assert path == final and final.read_bytes() == PAYLOAD
-    assert calls == [(inc.PT_INCEPTION_URL, inc.DOWNLOAD_TIMEOUT)]
+    assert calls == [(inc.PT_INCEPTION_URL, DOWNLOAD_TIMEOUT)]
     assert len(seen) >= 3  # read in chunks: at least two with data, and the empty one at the end
     assert all(len(names) == 1 and names[0] != inc.PT_INCEPTION_FILE and names[0].endswith(".part")
                for names in seen)
@@ -435,7 +436,7 @@ def test_download_into_a_given_folder_without_progress(monkeypatch, tmp_path, ca
     path = inc.download_inception_weights(tmp_path / "elsewhere", url="https://mirror.invalid/w.pth",
                                           progress=False)
     assert path == tmp_path / "elsewhere" / inc.PT_INCEPTION_FILE and path.read_bytes() == PAYLOAD
-    assert calls == [("https://mirror.invalid/w.pth", inc.DOWNLOAD_TIMEOUT)]
+    assert calls == [("https://mirror.invalid/w.pth", DOWNLOAD_TIMEOUT)]
     assert "downloading" not in capsys.readouterr().err
     assert not (tmp_path / "cache" / "weights" / inc.PT_INCEPTION_FILE).exists()
 
@@ -556,7 +557,7 @@ def test_cached_file_is_hashed_once_per_process(monkeypatch, tmp_path):
     _trust_payload(monkeypatch)
     opened = []
     real_sha256 = hashlib.sha256
-    monkeypatch.setattr(inc.hashlib, "sha256", lambda *a: opened.append(1) or real_sha256(*a))
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: opened.append(1) or real_sha256(*a))
     for _ in range(3):
         assert inc.inception_weights_path(None) == cached
     assert len(opened) == 1

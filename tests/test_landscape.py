@@ -11,9 +11,10 @@ from ganscape.errors import ConfigError, ConfigWarning
 from ganscape.config import dump_yaml
 from ganscape.objectives.objective import Objective
 from ganscape.objectives.penalties import PENALTIES
-from ganscape.training.checkpoint import load_checkpoint
+from ganscape.store.checkpoint import load_checkpoint
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir, read_metrics
+from ganscape.runs import RunDir
+from ganscape.store.rundir import read_metrics
 
 
 def terms(cfg):
@@ -41,7 +42,7 @@ def test_objective_sorts_penalties_by_kind_with_their_weights():
     objective = Objective.from_config(cfg)
     assert [(p.name, w) for p, w in objective.of_kind("d_loss")] == [("r1", PENALTIES["r1"].default_weight)]
     assert [(p.name, w) for p, w in objective.of_kind("g_loss")] == [("ortho", 0.5)]
-    assert objective.weight("instance_noise") == PENALTIES["instance_noise"].default_weight
+    assert cfg.augment.noise == PENALTIES["instance_noise"].default_weight  # instance noise moved to augment.noise
     assert objective.weight("wgan_clip") == 0.2 and objective.weight("l2") == 0
 
 

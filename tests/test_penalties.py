@@ -9,13 +9,12 @@ import torch
 from torch import nn
 
 from ganscape.errors import ConfigError
+from ganscape.objectives.d_input import add_instance_noise, annealed
 from ganscape.objectives.objective import Objective
 from ganscape.objectives.penalties import (
     PENALTIES,
     PIXEL_SCALES,
     PenaltyInputs,
-    add_instance_noise,
-    annealed,
     clip_weights_,
     dragan,
     gradient_norm,

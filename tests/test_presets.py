@@ -19,9 +19,10 @@ from ganscape.data.images import center_crop
 from ganscape.errors import ConfigError
 from ganscape.metrics.inception import find_fid_helper_weights
 from ganscape.training import loop
-from ganscape.training.checkpoint import list_checkpoints
+from ganscape.store.checkpoint import list_checkpoints
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir, read_metrics
+from ganscape.runs import RunDir
+from ganscape.store.rundir import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,7 @@ def test_lsun_preset_crops_without_rescaling():
 def test_weight_norm_preset_runs_the_reconstruction_test_and_keeps_the_best_model():
     cfg = load_config(preset("wn_dcgan_celeba"))
     assert cfg.eval.metrics == ["recon"] and cfg.eval.every == 1000 and cfg.eval.ref == "test"
-    assert (cfg.metrics.recon_images, cfg.metrics.recon_steps, cfg.metrics.recon_lr) == (200, 50, 0.01)
+    assert (cfg.metrics.recon.images, cfg.metrics.recon.steps, cfg.metrics.recon.lr) == (200, 50, 0.01)
     assert cfg.checkpoint.keep_best == "recon_mse"
 
 

@@ -13,7 +13,7 @@ from ganscape.errors import ConfigError
 from ganscape.hub import load_generator
 from ganscape.nets.standing import standing_statistics
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir
+from ganscape.runs import RunDir
 from test_hub import TINY, write_class_folder
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from float32_error import assert_float32_close, float32_bound
 from ganscape.config import OptimConfig, load_config
+from ganscape.objectives.d_input import DInput
 from ganscape.objectives.objective import Objective
 from ganscape.training.ema import EMA
 from ganscape.training.optim import OPTIMIZERS
@@ -79,7 +80,7 @@ def build(overrides):
     opt_d = OPTIMIZERS[cfg.d_opt.name](D.parameters(), cfg.d_opt)
     ema = EMA(G, cfg.train.ema, cfg.train.ema_start) if cfg.train.ema else None
     rngs = [torch.Generator().manual_seed(seed) for seed in (11, 12, 13)]
-    return cfg, GANState(G, D, opt_g, opt_d, ema, *rngs)
+    return cfg, GANState(G, D, opt_g, opt_d, ema, *rngs, d_input=DInput.from_config(cfg.augment, images=False))
 
 
 def recorded(optimizer, module, other):
@@ -210,9 +211,9 @@ def expected_step(cfg, rngs, d_calls, g_call, d_final, step):
     data_rng, latent_rng, noise_rng = rngs
     loss = cfg.loss
     terms = {t.name: t.weight for t in cfg.penalty.use}
-    sigma = terms.get("instance_noise", 0.0)
-    if cfg.penalty.noise_anneal_steps:
-        sigma *= max(0.0, 1 - step / cfg.penalty.noise_anneal_steps)
+    sigma = cfg.augment.noise  # the instance_noise penalty, moved to the D-input pipeline
+    if cfg.augment.noise_anneal_steps:
+        sigma *= max(0.0, 1 - step / cfg.augment.noise_anneal_steps)
 
     def latents():
         if cfg.latent.dist == "normal":
@@ -477,7 +478,7 @@ def test_the_default_job_learns_the_ring():
     import tempfile
 
     from ganscape.training.loop import train
-    from ganscape.training.run import RunDir
+    from ganscape.runs import RunDir
 
     with tempfile.TemporaryDirectory() as folder:
         cfg = load_config(None, [f"run.root={pathlib.Path(folder)}", "run.name=default", "log.tensorboard=false",

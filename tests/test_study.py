@@ -56,7 +56,7 @@ def test_a_spec_with_every_kind_of_parameter_round_trips_through_yaml():
                                                {"loss": "hinge", "penalty": "none"},
                                                {"loss": "hinge", "penalty": "r1:0.5"}]
     params = {"lr": 1e-3, "beta1": 0.5, "train.n_disc": 2, "g_opt.beta2": 0.95, "d.width": 64, "sngan": "A"}
-    cfg = load_config(spec.base, spec.trial_overrides({"loss": "hinge", "penalty": "r1:0.5"}, params, seed=7))
+    cfg = spec.trial_config({"loss": "hinge", "penalty": "r1:0.5"}, params, seed=7)
     assert (cfg.loss, cfg.penalty.use[0].name, cfg.penalty.use[0].weight) == ("hinge", "r1", 0.5)
     assert cfg.g_opt.lr == cfg.d_opt.lr == 1e-3 and cfg.g_opt.beta2 == 0.95 and cfg.d.width == 64
     assert cfg.train.n_disc == 5 and cfg.g_opt.beta1 == 0.5  # the settings come after the single parameters
@@ -71,7 +71,7 @@ def test_every_built_in_study_and_space_loads():
         spec = load_spec(name)
         for group in spec.group_names():
             example = {p.name: next(iter(p.args)) for p in spec.params}
-            load_config(spec.base, spec.trial_overrides(group, example, 0))
+            spec.trial_config(group, example, 0)
     literature = parse_spec({"base": "ring8_grid", "space": "literature", "sampler": "grid",
                              "objective": "js_to_target"}, "spec")
     assert literature.trials == 6 and [p["setting"] for p in grid_points(literature)] == list("ABCDEF")
@@ -215,7 +215,7 @@ def test_the_summary_counts_diverged_trials_apart_and_ranks_the_rest():
 
 
 def test_more_trials_continue_each_groups_sequence_of_points(tmp_path):
-    from ganscape.study.cli import top_up
+    from ganscape.study.queue import top_up
 
     spec = parse_spec(EVERY_KIND | {"trials": 2}, "spec")
     create(spec, tmp_path / "study")
@@ -224,7 +224,7 @@ def test_more_trials_continue_each_groups_sequence_of_points(tmp_path):
     for _, study in studies:
         assert [t.system_attrs["fixed_params"] for t in study.get_trials()] == sobol_points(spec, 0, 5)
     # A trial lost and queued again keeps its point; the next top-up goes on with point 5, not 6.
-    from ganscape.study.engine import claim, requeue
+    from ganscape.study.leases import claim, requeue
 
     group, study = studies[0]
     lost = claim(study)
@@ -237,7 +237,7 @@ def test_more_trials_continue_each_groups_sequence_of_points(tmp_path):
 def test_an_evaluation_callback_that_says_stop_ends_the_run_with_a_checkpoint(tiny):
     """What a study's pruning relies on: train stops after the evaluation at which on_evaluation returns True."""
     from ganscape.training.loop import train
-    from ganscape.training.run import RunDir
+    from ganscape.runs import RunDir
 
     seen = []
     cfg = load_config(None, tiny)
@@ -310,7 +310,7 @@ def test_a_retry_waits_while_the_given_up_worker_still_holds_the_run(tmp_path):
     import time
 
     from ganscape.study.engine import wait_until_free
-    from ganscape.training.run import RunDir
+    from ganscape.runs import RunDir
 
     (tmp_path / "run").mkdir()
     holder = RunDir(tmp_path / "run")
@@ -401,7 +401,7 @@ def test_study_status_shows_a_dead_workers_trial_as_dead(tmp_path, capsys):
     import socket
     import time
 
-    from ganscape.study.engine import GRACE_S, claim
+    from ganscape.study.leases import GRACE_S, claim
 
     folder = create(parse_spec(TINY_STUDY, "spec"), tmp_path / "study")
     [(_, ns), (_, hinge)] = load_studies(folder)[1]
@@ -425,13 +425,14 @@ def test_a_trials_compute_counts_the_time_of_its_killed_attempt(tmp_path):
     Independent value: the killed attempt's last heartbeat minus its start, plus the retry's recorded wall
     times, read from the storage; the budget curves' compute (the summary's mean) is that sum."""
     from ganscape.study import engine
+    from ganscape.study.leases import claim
     from ganscape.study.report import gather, groups_of
 
     spec = parse_spec(TINY_STUDY | {"groups": {}, "trials": 1}, "spec")
     folder = create(spec, tmp_path / "study")
     [(_, study)] = load_studies(folder)[1]
-    attempt = engine.claim(study)
-    started = study._storage.get_trial(attempt._trial_id).datetime_start
+    attempt = claim(study)
+    started = attempt.datetime_start
     attempt.set_user_attr("worker", {"host": engine.socket.gethostname(), "pid": _dead_pid()})
     attempt.set_user_attr("heartbeat", started.timestamp() + 7.5)
     assert engine.worker(folder, log=lambda message: None) == 1
@@ -443,6 +444,83 @@ def test_a_trials_compute_counts_the_time_of_its_killed_attempt(tmp_path):
     assert [r["compute_s"] for r in rows] == [pytest.approx(7.5, abs=1e-6), pytest.approx(expected, rel=1e-12)]
     [row] = summary_rows(spec, groups_of(rows, spec))
     assert row["mean_compute_s"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_claim_takes_each_queued_trial_once_and_makes_no_trial(tmp_path):
+    """Two queued trials, three claims: trials 0 and 1, then None; the study still holds exactly the two
+    (``study.ask()`` on an empty queue would have made a third). A claim is a heartbeat, and writes the reason
+    its trial fails should its worker vanish."""
+    import time
+
+    from ganscape.study.leases import claim
+
+    folder = create(parse_spec(TINY_STUDY | {"groups": {}}, "spec"), tmp_path / "study")
+    [(_, study)] = load_studies(folder)[1]
+    before = time.time()
+    first, second, third = claim(study), claim(study), claim(study)
+    assert (first.number, second.number, third) == (0, 1, None)
+    assert [t.state.name for t in study.get_trials()] == ["RUNNING", "RUNNING"]
+    assert first.user_attrs["failure"] == "its worker stopped (killed or lost)"
+    assert before <= first.user_attrs["heartbeat"] <= time.time()
+
+
+def test_a_lost_trial_is_failed_and_queued_again_once_and_its_worker_tells_nothing(tmp_path):
+    """A trial whose worker went silent is found by two workers (two handles on the storage): one fails it
+    and queues one retry with its parameters, group and run prefix; the other, and the late worker itself
+    (finishing, or giving it back), change nothing. The retry completes once, with its value and no failure."""
+    import time
+
+    from ganscape.study.engine import suggest
+    from ganscape.study.leases import GRACE_S, claim, fail_and_queue_again, fail_stale_trials, finish, requeue
+
+    spec = parse_spec(TINY_STUDY | {"groups": {}, "trials": 1}, "spec")
+    folder = create(spec, tmp_path / "study")
+    [(_, study)] = load_studies(folder)[1]
+    [(_, elsewhere)] = load_studies(folder)[1]
+    late = claim(study)
+    params = suggest(late, spec)
+    late.set_user_attr("run_prefix", "all/trial-0000")
+    late.set_user_attr("heartbeat", time.time() - GRACE_S - 1)
+    assert fail_stale_trials(study) == [0]
+    assert not fail_and_queue_again(elsewhere, 0) and fail_stale_trials(elsewhere) == []
+    assert not finish(study, late, 0.5) and not requeue(study, late, "its worker was interrupted (Ctrl-C)")
+    lost, retry = elsewhere.get_trials()
+    assert (lost.state.name, lost.values, lost.params) == ("FAIL", None, params)
+    assert lost.user_attrs["failure"] == "its worker stopped (killed or lost)"
+    assert retry.state.name == "WAITING" and retry.system_attrs["fixed_params"] == params
+    assert retry.user_attrs == {"group": {}, "group_label": "all", "run_prefix": "all/trial-0000", "retry_of": 0}
+    again = claim(elsewhere)
+    assert again.number == 1 and finish(elsewhere, again, 0.25) and not finish(study, again, 0.75)
+    done = study.get_trials()[1]
+    assert (done.state.name, done.value, done.user_attrs["failure"]) == ("COMPLETE", 0.25, None)
+
+
+def test_the_study_engine_uses_only_optunas_public_api():
+    """A cheap guard: no private attribute of an Optuna object (its study, trial or storage) and no Trial
+    built by hand (``study.ask()`` makes them) in the engine's modules."""
+    from pathlib import Path
+
+    from ganscape.study import engine, leases
+
+    for module in (engine, leases):
+        source = Path(module.__file__).read_text()
+        for private in ("._storage", "._trial_id", "._thread_local", "._study_id", "optuna.Trial(",
+                        "trial.Trial("):
+            assert private not in source, (module.__name__, private)
+        assert not re.search(r"\b(optuna|study|studies|trial|frozen|failed|lost)\._[a-z]", source), module.__name__
+
+
+def test_the_installed_optuna_is_within_the_bounds_pyproject_names():
+    """pyproject.toml bounds Optuna's version above and below by the versions the study engine is tested on;
+    the Optuna running these tests must lie inside (packaging reads the specifier)."""
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+    [bounds] = re.findall(r'"optuna([^"]*)"', (Path(__file__).parents[1] / "pyproject.toml").read_text())
+    specifier = SpecifierSet(bounds)
+    assert {s.operator for s in specifier} == {">=", "<"} and version("optuna") in specifier
 
 
 def test_study_status_and_report_describe_themselves(capsys):

@@ -8,9 +8,10 @@ import torch
 from ganscape.config import load_config
 from ganscape.errors import CheckpointError, DivergenceError
 from ganscape.objectives import losses
-from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.store.checkpoint import list_checkpoints, load_checkpoint
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir, read_metrics
+from ganscape.runs import RunDir
+from ganscape.store.rundir import read_metrics
 from run_states import assert_same_state, final_state
 
 

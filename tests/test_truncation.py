@@ -17,8 +17,8 @@ from ganscape.metrics.evaluate import Evaluator
 from ganscape.metrics.modes import mode_statistics
 from ganscape.metrics.truncation import parse_thresholds, truncation_figure, truncation_sweep
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir
-from ganscape.training.sampling import load_run_generator
+from ganscape.runs import RunDir
+from ganscape.runs import load_run_generator
 
 
 @pytest.fixture

@@ -31,12 +31,14 @@ from safetensors.torch import save_file
 from torch import nn
 
 import ganscape
-from ganscape.config import Experiment, NetConfig, from_dict, to_dict, validate
+from ganscape.config import Experiment, NetConfig, from_dict, migrate_network, to_dict, validate
 from ganscape.errors import CheckpointError, ConfigError
 from ganscape.jsonio import write_atomically, write_json
+from ganscape.metrics.compare import ImageSet, generated_images, open_image_set
 from ganscape.metrics.evaluate import generated_batches, seeded_latents
 from ganscape.nets import ARCHITECTURES, ModelSpec, build_discriminator, build_generator
 from ganscape.nets.standing import standing_statistics
+from ganscape.store.rundir import is_run_dir
 
 FORMAT = "ganscape-model-1"
 CONFIG, WEIGHTS, DISCRIMINATOR, SAMPLES, CARD = ("config.json", "model.safetensors", "discriminator.safetensors",
@@ -191,7 +193,8 @@ def _save_weights(module: nn.Module, path: Path) -> None:
 
 def model_config(cfg: Experiment, spec: ModelSpec, step: int, weights: str, run_name: str,
                  evaluation: dict | None) -> dict:
-    """The config.json of a run's generator: what it is, and where it came from."""
+    """The config.json of a run's generator: what it is, and where it came from. Each network carries only its
+    own architecture's settings (``to_dict``); those of older versions are migrated when loaded."""
     return {
         "format": FORMAT,
         "ganscape_version": ganscape.__version__,
@@ -209,7 +212,7 @@ def model_config(cfg: Experiment, spec: ModelSpec, step: int, weights: str, run_
 def run_model(run, step: int | None = None, raw: bool = False, device: str | torch.device = "cpu",
               with_discriminator: bool = False) -> tuple[PretrainedGenerator, nn.Module | None]:
     """A run's generator (the EMA unless ``raw``) at its newest checkpoint or ``step``, as a model."""
-    from ganscape.training.sampling import load_run_generator
+    from ganscape.runs.generator import load_run_generator
     from ganscape.training.snapshots import load_run_checkpoint
 
     G, cfg, step, spec = load_run_generator(run, step, ema=not raw, device=device)
@@ -223,7 +226,7 @@ def run_model(run, step: int | None = None, raw: bool = False, device: str | tor
     D = None
     if with_discriminator:
         D = build_discriminator(cfg.d, spec)
-        D.load_state_dict(load_run_checkpoint(run.checkpoints / f"step_{step:08d}.safetensors")["D"])
+        D.load_state_dict(load_run_checkpoint(run.checkpoint_file(step))["D"])
         D.to(device).eval()
     return model, D
 
@@ -274,7 +277,7 @@ def _network(config: dict, where: Path) -> tuple[NetConfig, ModelSpec]:
         raise CheckpointError(f"{where}: unknown architecture {architecture!r}; this ganscape knows "
                               f"{', '.join(sorted(ARCHITECTURES))} (a newer ganscape may know more).")
     try:
-        network = from_dict(config.get("network") or {}, NetConfig, "network.")
+        network = from_dict(migrate_network(config.get("network") or {}), NetConfig, "network.")
     except ConfigError as err:
         raise CheckpointError(f"{where}: {err}") from None
     problems = validate(network, "network.")
@@ -351,8 +354,8 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu",
     if path.is_dir():
         if (path / CONFIG).is_file():
             return load_folder(path, device)
-        if (path / "config.yaml").is_file() or (path / "checkpoints").is_dir():
-            from ganscape.training.run import RunDir
+        if is_run_dir(path):
+            from ganscape.runs.rundir import RunDir
 
             return run_model(RunDir.open(path), device=device)[0]
         raise CheckpointError(f"{path} is neither an exported model ({CONFIG}, {WEIGHTS}) nor a run directory.")
@@ -360,6 +363,24 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu",
         return load_folder(hub_snapshot(str(source), revision), device)
     raise CheckpointError(f"model {str(source)!r} not found: no folder at {path.absolute()}, and it is not a Hub "
                           "repository id (owner/name).")
+
+
+def names_model(text: str) -> bool:
+    """Whether ``text`` names a generator rather than images: a folder with an exported model or a run
+    (config.json, config.yaml or checkpoints), or a Hub repository id that is no local path."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return (path / CONFIG).exists() or is_run_dir(path)
+    return bool(REPO_ID.match(text)) and not path.exists()
+
+
+def open_images(text: str, n: int, resolution: int = 0, seed: int = 0, truncation: float | None = None,
+                device: str | torch.device = "cpu") -> ImageSet:
+    """One side of ``ganscape fid``: ``n`` samples of the generator ``text`` names (:func:`names_model`), else
+    the files or data set split that :func:`ganscape.metrics.compare.open_image_set` opens."""
+    if names_model(text):
+        return generated_images(load_generator(text, device), text, n, seed, truncation)
+    return open_image_set(text, resolution)
 
 
 # ---------------------------------------------------------------- the model card

@@ -31,7 +31,7 @@ from ganscape.nets import ModelSpec, build_discriminator, build_generator
 from ganscape.nets.attention import SelfAttention
 from ganscape.nets.conditional_norm import ConditionalBatchNorm2d
 from ganscape.nets.layers import SpectralNorm
-from ganscape.training.checkpoint import read_torch_file
+from ganscape.store.checkpoint import read_torch_file
 
 ATTENTION_NAMES = {"query": "theta", "key": "phi", "value": "g", "out": "o"}
 STATISTICS_NAMES = {"running_mean": "stored_mean", "running_var": "stored_var"}

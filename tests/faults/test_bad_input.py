@@ -110,7 +110,7 @@ def test_a_missing_preset_lists_the_installed_ones_and_guesses(capsys):
 def test_os_errors_are_explained_with_the_file_and_what_to_do(tiny, capsys, monkeypatch):
     """Permission, read-only, full disk and name-too-long errors from anywhere in a command (simulated at the
     checkpoint write) become one line naming the file and the remedy; the exit status is 2."""
-    from ganscape.training import checkpoint
+    from ganscape.store import checkpoint
 
     for number, advice in ((errno.EACCES, "check the permissions"), (errno.EROFS, "read-only"),
                            (errno.ENOSPC, "free some space, then continue the run"),

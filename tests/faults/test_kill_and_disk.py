@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from ganscape.cli import main
-from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
-from ganscape.training.run import RunDir, read_metrics
+from ganscape.store.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.runs import RunDir
+from ganscape.store.rundir import read_metrics
 from run_states import assert_same_state, final_state
 
 KILL_TRIALS = 8
@@ -99,7 +100,7 @@ def test_a_full_disk_stops_with_one_line_and_the_last_checkpoint_intact(tiny, tm
     every checkpoint on disk loads."""
     root = small_disk or tmp_path / "runs-simulated"
     if small_disk is None:
-        from ganscape.training import checkpoint
+        from ganscape.store import checkpoint
 
         real, writes = checkpoint.save_file, []
 

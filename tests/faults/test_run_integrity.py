@@ -16,9 +16,10 @@ from ganscape.cli import main
 from ganscape.config import load_config
 from ganscape.errors import CheckpointError, DivergenceError
 from ganscape.training import step as step_module
-from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.store.checkpoint import list_checkpoints, load_checkpoint
 from ganscape.training.loop import train
-from ganscape.training.run import RunDir, read_metrics
+from ganscape.runs import RunDir
+from ganscape.store.rundir import read_metrics
 
 FAST = ["eval.every=20", "checkpoint.every=10", "log.every=10"]
 
@@ -134,7 +135,7 @@ def test_resume_rewrites_the_log_atomically(tiny, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # the process dies right before the rename
 
-    from ganscape.training import run as run_module
+    from ganscape.store import rundir as run_module
 
     monkeypatch.setattr(run_module.os, "replace", crash)
     cfg = run.read_config(["train.steps=40"])
@@ -217,7 +218,7 @@ def test_optimizer_state_overflowing_to_inf_is_caught(tiny, monkeypatch):
 
 
 def test_eval_refuses_a_generator_with_non_finite_weights(tiny, capsys):
-    from ganscape.training.checkpoint import save_checkpoint
+    from ganscape.store.checkpoint import save_checkpoint
 
     _, run = trained(tiny, steps=20)
     step, path = run.latest_checkpoint()
@@ -294,7 +295,7 @@ def test_divergence_never_names_a_corrupt_checkpoint_as_the_last_good_one(tiny, 
 ])
 def test_crafted_checkpoint_metadata_is_refused_with_the_path(tiny, capsys, craft, message):
     """Seven crafted variants (before: KeyError: 'G_ema', TypeError, ... as tracebacks)."""
-    from ganscape.training.checkpoint import save_checkpoint
+    from ganscape.store.checkpoint import save_checkpoint
 
     _, run = trained(tiny, steps=10)
     step, path = run.latest_checkpoint()
@@ -310,7 +311,7 @@ def test_crafted_checkpoint_metadata_is_refused_with_the_path(tiny, capsys, craf
 def test_checkpoints_of_format_1_still_load(tmp_path):
     """A checkpoint written by ganscape before checksums (tests/data, format 1) loads, and its EMA generator
     gives the samples recorded when it was written."""
-    from ganscape.training.sampling import load_run_generator
+    from ganscape.runs import load_run_generator
 
     data = Path(__file__).resolve().parents[1] / "data"
     run = RunDir(tmp_path / "old")
@@ -357,7 +358,7 @@ def test_kid_subset_size_is_clipped_recorded_and_warned(tmp_path):
     weights = tmp_path / "w.pth"
     torch.save(random_fid_inception_state(), weights)
     reference = InMemoryImages(smooth_images(12, 8, 8, 0), name="tiny")
-    with pytest.warns(GanscapeWarning, match="kid_subset_size=1000 is more than the 12 samples.*kid_std is 0"):
+    with pytest.warns(GanscapeWarning, match="kid.subset_size=1000 is more than the 12 samples.*kid_std is 0"):
         evaluator = Evaluator(["kid"], reference, DataConfig(name="tiny"), latent_dim=4, num_samples=12,
                               settings=MetricsConfig(inception_weights=str(weights), cache_dir=str(tmp_path)))
     assert evaluator.protocol()["kid"]["subset_size"] == 12

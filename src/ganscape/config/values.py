@@ -8,12 +8,13 @@ or range. Numbers must be finite and integers fit in 64 bits.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import typing
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
+from ganscape.config.coerce import coerce
+from ganscape.config.migrate import migrate
 from ganscape.config.schema import Experiment, PenaltyTerm, penalty_registry
 from ganscape.errors import ConfigError, close_matches
 
@@ -27,16 +28,41 @@ class KeyInfo(NamedTuple):
 
 
 def describe_keys(cfg: Any = None, prefix: str = "") -> list[KeyInfo]:
-    """Every dotted key a config accepts, in schema order, with its value in ``cfg`` (default: the defaults)."""
-    cfg = Experiment() if cfg is None else cfg
+    """Every dotted key a config accepts, in schema order, with its value in ``cfg``.
+
+    Without ``cfg``: the defaults, and the settings keys of every plugin (``g.settings.*`` of each
+    architecture that has settings, its description saying which); with it, those of ``cfg``'s plugins.
+    """
+    every_plugin = cfg is None
+    return _describe(Experiment() if cfg is None else cfg, prefix, every_plugin)
+
+
+def _describe(cfg: Any, prefix: str, every_plugin: bool, reader: str = "") -> list[KeyInfo]:
     rows = []
     for f, tp in fields_of(type(cfg)):
         name, value = prefix + f.name, getattr(cfg, f.name)
-        if dataclasses.is_dataclass(tp):
-            rows += describe_keys(value, name + ".")
+        plugins = f.metadata.get("plugins")
+        if plugins and plugins.chosen_by:
+            rows += _chosen_plugin_rows(plugins, getattr(cfg, plugins.chosen_by), value, name + ".", every_plugin)
+        elif plugins:
+            for section, settings in value.items():
+                rows += _describe(settings, f"{prefix}{section}.", every_plugin)
+        elif dataclasses.is_dataclass(tp):
+            rows += _describe(value, name + ".", every_plugin)
         else:
-            rows.append(KeyInfo(name, type_name(tp), value, f.metadata.get("help", "")))
+            rows.append(KeyInfo(name, type_name(tp), value, reader + f.metadata.get("help", "")))
     return rows
+
+
+def _chosen_plugin_rows(plugins: Any, chosen: str, value: Any, prefix: str, every_plugin: bool) -> list[KeyInfo]:
+    """The keys of the chosen plugin's settings, or (``every_plugin``) of every plugin's, saying whose they are."""
+    if not every_plugin:
+        return [] if value is None else _describe(value, prefix, False, f"{chosen}: ")
+    readers: dict[type, list[str]] = {}
+    for name, settings in plugins.classes().items():
+        readers.setdefault(settings, []).append(name)
+    return [row for settings, names in readers.items()
+            for row in _describe(settings(), prefix, True, f"{', '.join(names)}: ")]
 
 
 def all_keys() -> list[str]:
@@ -77,7 +103,7 @@ REPLACED_KEYS = {
 REPLACED_KEYS["penalty.weight"] = REPLACED_KEYS["penalty.name"]
 
 
-def _unknown_key_message(key: str) -> str:
+def _unknown_key_message(key: str, section_keys: str = "") -> str:
     if key in REPLACED_KEYS:
         return f"unknown config key {key!r}: {REPLACED_KEYS[key]}."
     section, _, leaf = key.rpartition(".")
@@ -92,83 +118,21 @@ def _unknown_key_message(key: str) -> str:
     for leaf in similar_leaves:
         guesses += [k for k in valid if leaves[k] == leaf and k not in guesses]
     hint = f" Did you mean {', '.join(repr(g) for g in guesses[:3])}?" if guesses else ""
-    return f"unknown config key {key!r}.{hint} Run 'ganscape config keys' to list every key."
-
-
-def coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert a YAML or command-line value to the field's type, or raise a clear error."""
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-    elif tp is int:
-        number = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        elif isinstance(value, str):
-            try:
-                number = int(value.replace("_", ""))
-            except ValueError:
-                try:
-                    as_float = float(value.replace("_", ""))
-                except ValueError:
-                    as_float = math.nan
-                number = int(as_float) if as_float.is_integer() else None
-        if number is not None:
-            if not -2**63 <= number < 2**63:
-                raise ConfigError(f"{key} must be an integer of at most 64 bits, got one of {len(str(abs(number)))} "
-                                  "digits.")
-            return number
-    elif tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value) if abs(value) < 2**1023 else math.inf
-        elif isinstance(value, str):
-            try:  # PyYAML reads "1e-4" (no dot) as a string
-                number = float(value)
-            except ValueError:
-                pass
-        if number is not None:
-            if not math.isfinite(number):
-                raise ConfigError(f"{key} must be a finite number, got {value!r}.")
-            return number
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif typing.get_origin(tp) is list:
-        (item_type,) = typing.get_args(tp)
-        if isinstance(value, str):
-            items = value.split(",")
-        elif isinstance(value, (list, tuple)):
-            items = value
-        elif value is None:
-            items = []
-        elif isinstance(value, Mapping) and dataclasses.is_dataclass(item_type):  # {r1: 1, l2: 0.01}
-            items = [value] if "name" in value else [{k: v} for k, v in value.items()]
-        else:  # a single YAML scalar such as eval.metrics=fid
-            items = [value]
-        items = [v.strip() if isinstance(v, str) else v for v in items]
-        if dataclasses.is_dataclass(item_type):  # items with a short form, e.g. penalty terms "r1:0.5"
-            items = [v for v in items if v not in ("", "none")]
-            return [item_type.parse(v, f"{key}[{i}]") for i, v in enumerate(items)]
-        return [coerce(v, item_type, key) for v in items if v != ""]
-    else:  # pragma: no cover - a field type this module does not handle is a bug
-        raise TypeError(f"unsupported config field type {tp!r} for {key}")
-    type_name = getattr(tp, "__name__", str(tp))
-    raise ConfigError(f"{key} must be {type_name}, got {value!r} ({type(value).__name__}).")
+    listed = f" Valid: {section_keys}." if section_keys else " Run 'ganscape config keys' to list every key."
+    return f"unknown config key {key!r}.{hint}{listed}"
 
 
 def from_dict(data: Mapping[str, Any], cls: type = Experiment, prefix: str = "",
               problems: list[str] | None = None) -> Any:
     """Build a dataclass config from nested plain data, refusing unknown keys and wrong types.
 
-    Every such problem is found in one pass (a bad value leaves its field at the default meanwhile): appended
-    to ``problems`` when given, else raised together as one ConfigError.
+    An ``Experiment`` is migrated first (``config.migrate``: keys of older versions in today's). Every
+    problem is found in one pass (a bad value leaves its field at the default meanwhile): appended to
+    ``problems`` when given, else raised together as one ConfigError.
     """
     found = [] if problems is None else problems
+    if cls is Experiment and isinstance(data, Mapping):
+        data = migrate(data)
     cfg = _build(data, cls, prefix, found)
     if problems is None and found:
         raise ConfigError(invalid_config(found))
@@ -179,31 +143,78 @@ def invalid_config(problems: list[str]) -> str:
     return "invalid config:\n  " + "\n  ".join(problems)
 
 
-def _build(data: Any, cls: type, prefix: str, problems: list[str]) -> Any:
+def _build(data: Any, cls: type, prefix: str, problems: list[str], owner: str = "") -> Any:
+    """``cls`` from ``data``; ``owner`` names the plugin whose settings ``cls`` holds (for the messages)."""
     if not isinstance(data, Mapping):
         problems.append(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}.")
         return cls()
-    types = {f.name: tp for f, tp in fields_of(cls)}
-    kwargs = {}
+    fields = {f.name: (f, tp) for f, tp in fields_of(cls)}
+    sections = {name: (f, f.metadata["plugins"].classes()) for name, (f, _) in fields.items()
+                if f.metadata.get("plugins") and not f.metadata["plugins"].chosen_by}
+    kwargs, chosen, composed = {}, {}, {name: f.default_factory() for name, (f, _) in sections.items()}
     for name, value in data.items():
         key = prefix + str(name)
-        if name not in types:
-            while isinstance(value, Mapping) and len(value) == 1:  # report "trian.steps", not "trian"
-                (child, value), = value.items()
-                key += f".{child}"
-            problems.append(_unknown_key_message(key))
-        elif dataclasses.is_dataclass(types[name]):
-            kwargs[name] = _build(value, types[name], key + ".", problems)
+        field_, tp = fields.get(name, (None, None))
+        plugin_section = next((field_name for field_name, (_, classes) in sections.items() if name in classes), None)
+        if field_ is not None and field_.metadata.get("plugins") and field_.metadata["plugins"].chosen_by:
+            chosen[name] = value  # built once the field that chooses the plugin is known
+        elif plugin_section is not None:
+            settings = sections[plugin_section][1][name]
+            composed[plugin_section][name] = _build(value, settings, key + ".", problems, name)
+        elif field_ is None or name in sections:
+            problems.append(_unknown_in(key, value, cls, owner))
+        elif dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(value, tp, key + ".", problems)
         else:
             try:
-                kwargs[name] = coerce(value, types[name], key)
+                kwargs[name] = coerce(value, tp, key)
             except ConfigError as err:
                 problems.append(str(err))
-    return cls(**kwargs)
+    for name, value in chosen.items():
+        kwargs[name] = _build_chosen(value, fields[name][0], cls, kwargs, prefix + name, problems)
+    return cls(**kwargs, **composed)
+
+
+def _unknown_in(key: str, value: Any, cls: type, owner: str) -> str:
+    while isinstance(value, Mapping) and len(value) == 1:  # report "trian.steps", not "trian"
+        (child, value), = value.items()
+        key += f".{child}"
+    return _unknown_key_message(key, f"the settings of {owner}: {', '.join(f.name for f in dataclasses.fields(cls))}"
+                                if owner else "")
+
+
+def _build_chosen(value: Any, f: dataclasses.Field, cls: type, kwargs: dict, key: str, problems: list[str]) -> Any:
+    """The settings of the plugin chosen by a sibling field (``g.settings`` of ``g.arch``), or None."""
+    plugins = f.metadata["plugins"]
+    name = kwargs.get(plugins.chosen_by, cls.__dataclass_fields__[plugins.chosen_by].default)
+    if name not in plugins.registry():
+        return None  # an unknown choice, reported by validate
+    settings = plugins.chosen(name)
+    if settings is not None:
+        return _build(value, settings, key + ".", problems, name)
+    if value not in (None, {}):
+        having = ", ".join(plugins.classes()) or "none"
+        problems.append(f"{key}: {name} has no settings; remove {key}.* (architectures with settings: {having}).")
+    return None
 
 
 def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
+    """A config as plain nested data: a plugin's settings only where the plugin has them, the sections of
+    composed plugin settings (``metrics.kid``) beside the fields of their parent."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value, plugins = getattr(cfg, f.name), f.metadata.get("plugins")
+        if plugins and not plugins.chosen_by:
+            out |= {name: to_dict(settings) for name, settings in value.items()}
+        elif plugins and value is None:
+            continue
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, list):
+            out[f.name] = [to_dict(item) if dataclasses.is_dataclass(item) else item for item in value]
+        else:
+            out[f.name] = value
+    return out
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -236,6 +247,12 @@ def validate(cfg: Any, prefix: str = "") -> list[str]:
     problems = []
     for f, tp in fields_of(type(cfg)):
         key, value = prefix + f.name, getattr(cfg, f.name)
+        plugins = f.metadata.get("plugins")
+        if plugins:  # one plugin's settings, or a section per plugin beside this config's fields
+            sections = {f.name: value} if plugins.chosen_by else value
+            for name, settings in sections.items():
+                problems += validate(settings, f"{prefix}{name}.") if settings is not None else []
+            continue
         if dataclasses.is_dataclass(tp):
             problems += validate(value, key + ".")
             continue

@@ -16,7 +16,7 @@ A data set is built from the data config (``DATASETS[name](cfg.data)``) and foll
 | ``class_folder`` | ``<class>/<image>`` in a folder or zip (``folders``) | required |
 | ``lmdb`` | LSUN-style LMDB of encoded images (``lmdb_images``) | required |
 
-Nothing downloads implicitly; ``DOWNLOADS`` lists what ``ganscape data download NAME`` fetches.
+No data set downloads implicitly; ``DOWNLOADS`` lists what ``ganscape data download NAME`` fetches.
 """
 
 from typing import NamedTuple

@@ -6,5 +6,6 @@
     simulate.py  gradient-descent trajectories and the vector-field picture
     table.py     the paper's table of methods, reproduced
     spectrum.py  leading eigenvalues of a run's game Jacobian at a checkpoint, matrix-free
-    cli.py       ``ganscape dynamics dirac|table|spectrum``
+
+``ganscape dynamics dirac|table|spectrum`` is ``ganscape.cli.dynamics``.
 """

@@ -14,7 +14,8 @@ the paper's WGAN-GP with gamma = 2 lambda.
 
 Two penalties are not terms of an objective:
 
-* ``instance_noise`` with std sigma: the paper analyses the expectation over the noise, so it is taken
+* ``instance_noise`` with std sigma (``DiracGAN.noise``; a stage of the D-input pipeline in a run, not a
+  term of ``Objective``): the paper analyses the expectation over the noise, so it is taken
   deterministically. D sees the real points sigma e_i and the generated points theta + sigma e_i for
   fixed equal-weight nodes e_i (``noise_nodes``) whose mean is 0 and whose covariance is exactly I. The
   Jacobian at the equilibrium depends on the noise only through that covariance, so it is exact.
@@ -73,10 +74,12 @@ def linear_critic(psi: Tensor) -> Callable[..., Tensor]:
 
 @dataclass(frozen=True)
 class DiracGAN:
-    """The Dirac-GAN game in ``dim`` dimensions for the objective of a training run."""
+    """The Dirac-GAN game in ``dim`` dimensions for the objective of a training run, with instance noise of
+    std ``noise`` on D's inputs (0: none)."""
 
     objective: Objective
     dim: int = 1
+    noise: float = 0.0
 
     @property
     def loss(self):
@@ -91,10 +94,9 @@ class DiracGAN:
 
     def batches(self, theta: Tensor) -> tuple[Tensor, Tensor]:
         """The real and generated points as D sees them: 0 and theta, or the noise nodes around them."""
-        std = self.objective.weight("instance_noise")
-        if std == 0:
+        if self.noise == 0:
             return theta.new_zeros(1, self.dim), theta[None]
-        noise = std * noise_nodes(NOISE_NODES, self.dim).to(theta)
+        noise = self.noise * noise_nodes(NOISE_NODES, self.dim).to(theta)
         return noise, theta + noise
 
     def field(self, x: Tensor) -> Tensor:
@@ -109,11 +111,13 @@ class DiracGAN:
 
     def penalties(self) -> list[tuple[str, float]]:
         """Every regularizer with its weight (the noise std for instance_noise, the bound for wgan_clip)."""
-        return [(penalty.name, weight) for penalty, weight in self.objective.penalties]
+        noise = [("instance_noise", self.noise)] if self.noise else []
+        return [(penalty.name, weight) for penalty, weight in self.objective.penalties] + noise
 
     def describe(self) -> str:
         """E.g. "ns + r1 (weight 1)"."""
-        return self.objective.describe()
+        noise = f" + instance_noise (weight {self.noise:g})" if self.noise else ""
+        return self.objective.describe() + noise
 
     def constrain(self, psi: Tensor) -> Tensor:
         """WGAN weight clipping of psi (what ``clip_weights_`` does to D's parameters), or psi itself."""
@@ -145,4 +149,6 @@ def dirac_gan(loss: str = "ns", penalties: str | Mapping[str, float] | Sequence 
         raise ConfigError(f"a penalty is listed twice: {', '.join(names)}.")
     if dim < 1:
         raise ConfigError(f"the Dirac-GAN's dimension must be >= 1, got {dim}.")
-    return DiracGAN(Objective.of(loss, {term.name: term.weight for term in terms}), dim)
+    weights = {term.name: term.weight for term in terms}
+    noise = weights.pop("instance_noise", 0.0)  # D's input transform, not a term of the objective
+    return DiracGAN(Objective.of(loss, weights), dim, noise)

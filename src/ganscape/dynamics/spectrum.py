@@ -30,13 +30,13 @@ from matplotlib.figure import Figure
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
 from ganscape.data import build_dataset
+from ganscape.data.base import is_image_data
 from ganscape.dynamics.field import game_totals, gradient_field
 from ganscape.errors import CheckpointError, ConfigError, GanscapeError
 from ganscape.nets import build_discriminator, sample_latent
+from ganscape.objectives.d_input import DInput
 from ganscape.objectives.objective import Objective
-from ganscape.training.checkpoint import checkpoint_name
-from ganscape.training.run import RunDir
-from ganscape.training.sampling import load_run_generator
+from ganscape.runs import RunDir, load_run_generator
 from ganscape.training.snapshots import load_run_checkpoint
 from ganscape.training.state import derived_seed, resolve_device
 
@@ -103,29 +103,34 @@ def leading_eigenvalues(v: Tensor, params: Sequence[Tensor], k: int,
 
 
 def load_networks(run: RunDir, step: int | None, device: torch.device):
-    """(G, D, config, data set, step): the raw networks of a checkpoint (default: the newest), in float64
-    and in training mode, as ``train_step`` runs them."""
+    """(G, D, config, data set, step, D-input pipeline): the raw networks of a checkpoint (default: the
+    newest), in float64 and in training mode, as ``train_step`` runs them, and the run's D-input pipeline
+    in the state the checkpoint holds (ADA's p)."""
     cfg = run.read_config()
     data = build_dataset(cfg)
     G, _, step, spec = load_run_generator(run, step, ema=False, device=device, data=data)
     D = build_discriminator(cfg.d, spec)
-    path = run.checkpoints / checkpoint_name(step)
+    path = run.checkpoint_file(step)
+    pipeline = DInput.from_config(cfg.augment, is_image_data(data))
     try:
-        D.load_state_dict(load_run_checkpoint(path)["D"])
+        state = load_run_checkpoint(path)
+        D.load_state_dict(state["D"])
+        if state.get("augment") is not None:
+            pipeline.load_state_dict(state["augment"])
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
-    return G.to(torch.float64).train(), D.to(device, torch.float64).train(), cfg, data, step
+    return G.to(torch.float64).train(), D.to(device, torch.float64).train(), cfg, data, step, pipeline
 
 
 def run_field(run: RunDir, step: int | None = None, batch: int = 1024,
               device: str = "cpu") -> tuple[Tensor, list[Tensor], int]:
     """(v, parameters of G then D, step): the run's training field at a checkpoint (default: the newest).
 
-    The batch of real data, latents and instance noise is drawn from seeds derived from the run's seed,
-    so the same command gives the same field.
+    The batch of real data, latents and D-input draws (augmentation, instance noise) is drawn from seeds
+    derived from the run's seed, so the same command gives the same field.
     """
     device = resolve_device(device)
-    G, D, cfg, data, step = load_networks(run, step, device)
+    G, D, cfg, data, step, pipeline = load_networks(run, step, device)
     objective = Objective.from_config(cfg)
     seeds = {name: derived_seed(cfg.train.seed, f"dynamics/{name}") for name in ("data", "latent", "noise")}
     noise_rng = torch.Generator(device).manual_seed(seeds["noise"])
@@ -133,8 +138,7 @@ def run_field(run: RunDir, step: int | None = None, batch: int = 1024,
     labels = labels.to(device) if cfg.data.conditional else None
     z = sample_latent(batch, cfg.latent.dim, cfg.latent.dist, torch.Generator(device).manual_seed(seeds["latent"]),
                       device)
-    real = objective.d_input(real.to(device, torch.float64), step, noise_rng)
-    fake = objective.d_input(G(z.to(torch.float64), labels), step, noise_rng)
+    real, fake = pipeline.d_step(real.to(device, torch.float64), G(z.to(torch.float64), labels), step, noise_rng)
     g_obj, d_obj = game_totals(objective, D, real, fake, labels, G, noise_rng)
     g_params = [p for p in G.parameters() if p.requires_grad]
     d_params = [p for p in D.parameters() if p.requires_grad]

@@ -5,7 +5,8 @@ Each side is an ``ImageSet``:
 * a folder or zip of images (any layout; the images' own square size, or ``--resolution``);
 * an ``.npz`` of uint8 images (key ``images``; N x H x W x C or N x C x H x W), as ``ganscape sample`` writes;
 * a data set split, ``NAME:SPLIT`` or ``NAME:SPLIT:ROOT`` (e.g. ``cifar10:test``);
-* a trained generator: an exported model, a run directory or a Hub repository id (its samples).
+* a trained generator: an exported model, a run directory or a Hub repository id (its samples; loaded by
+  ``ganscape.hub.open_images``, which hands the model to :func:`generated_images`).
 
 Images go through the same Inception pass, cache and protocol as a run's evaluation: the second set
 is the reference, the first is scored against it (precision is the first set's, recall the second's;
@@ -63,10 +64,8 @@ def npz_images(path: Path) -> InMemoryImages:
     return InMemoryImages(images.contiguous(), name="npz", source=str(path))
 
 
-def generated_images(source: str, n: int, seed: int, truncation: float | None, device) -> ImageSet:
-    from ganscape.hub import load_generator
-
-    model = load_generator(source, device)
+def generated_images(model, source: str, n: int, seed: int, truncation: float | None) -> ImageSet:
+    """``n`` samples of a loaded generator (anything with ``spec`` and ``sample``), named by ``source``."""
     if len(model.spec.shape) != 3:
         raise ConfigError(f"{source} generates {model.spec.shape} samples, not images.")
     images = to_uint8(model.sample(n, seed=seed, truncation=truncation))
@@ -75,13 +74,13 @@ def generated_images(source: str, n: int, seed: int, truncation: float | None, d
                     DataConfig(name="generated", root=source), description, cached=False)
 
 
-def open_image_set(text: str, n: int, resolution: int = 0, seed: int = 0, truncation: float | None = None,
-                   device="cpu") -> ImageSet:
-    """One side of a comparison, as written on the command line (see the module docstring)."""
+def open_image_set(text: str, resolution: int = 0) -> ImageSet:
+    """One side of a comparison that holds files or a data set split, as written on the command line.
+
+    A trained generator is opened where models are known (``ganscape.hub.open_images``), so that metrics
+    never import the model loaders.
+    """
     path = Path(text).expanduser()
-    is_model = path.is_dir() and any((path / name).exists() for name in ("config.json", "config.yaml", "checkpoints"))
-    if is_model:
-        return generated_images(text, n, seed, truncation, device)
     if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path) and path.suffix.lower() != ".npz"):
         cfg = DataConfig(name="image_folder", root=str(path), resolution=resolution)
         return ImageSet(DATASETS["image_folder"](cfg), cfg, f"image_folder {path}", cached=True)
@@ -94,10 +93,6 @@ def open_image_set(text: str, n: int, resolution: int = 0, seed: int = 0, trunca
         if split not in ("train", "test"):
             raise ConfigError(f"{text!r}: the split is train or test, not {split!r}.")
         return ImageSet(DATASETS[name](cfg), cfg, f"{name} {split}" + (f" at {root}" if root else ""), cached=True)
-    from ganscape.hub import REPO_ID
-
-    if REPO_ID.match(text) and not path.exists():
-        return generated_images(text, n, seed, truncation, device)
     raise ConfigError(f"{text!r} is not a set of images I can open: no such file or folder ({path.absolute()}), "
                       f"and not a data set split or a model. Give {FORMS}.")
 

@@ -2,8 +2,9 @@
 
 ``Evaluator`` holds what stays fixed across the evaluations of a run (the metrics, the reference set
 and its cached features, the Inception network and the protocol settings); calling it on a generator
-draws ``num_samples`` samples from fixed latents, passes them through Inception once for all of
-FID, IS, KID and precision/recall, and returns the values. ``protocol()`` is the full description
+draws samples from fixed latents and calls each metric's ``compute`` (``ganscape.metrics.METRICS``) with
+a ``Scoring``, which passes ``num_samples`` of them through Inception once for every metric that reads
+Inception features (FID, IS, KID, precision/recall); no metric has code here. ``protocol()`` is the full description
 of how they were computed (sample counts, reference split, Inception input and resizer, weights
 checksum, seed, library versions), written beside every result. ``evaluate`` does both in one call.
 
@@ -17,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,27 +29,16 @@ from torch import nn
 import ganscape
 from ganscape.config import DataConfig, Experiment, MetricsConfig, flatten
 from ganscape.data import DATASETS
-from ganscape.data.base import FixedImages, Mixture, is_image_data
-from ganscape.errors import CheckpointError, ConfigError, GanscapeWarning, lookup
+from ganscape.data.base import FixedImages, is_image_data
+from ganscape.errors import CheckpointError, ConfigError, lookup
 from ganscape.jsonio import json_value, write_json
 from ganscape.metrics import METRICS
-from ganscape.metrics.digit_classifier import METADATA, WEIGHTS_DIR, count_modes, load_digit_classifier
 from ganscape.metrics.features import INCEPTION_INPUTS, inception_features
-from ganscape.metrics.fid import fid_from_features
 from ganscape.metrics.inception import NO_LOGITS, build_inception, file_sha256, inception_weights_path
-from ganscape.metrics.inception_score import inception_score
-from ganscape.metrics.kid import kernel_inception_distance
-from ganscape.metrics.modes import mode_statistics
-from ganscape.metrics.msssim import msssim_diversity
-from ganscape.metrics.precision_recall import precision_recall
-from ganscape.metrics.reconstruction import reconstruction_error
+from ganscape.metrics.modes import has_modes
 from ganscape.metrics.reference import (cache_dir, reference_data_config, reference_features, reference_images,
                                         subset_indices)
 from ganscape.nets import sample_latent, truncated_normal
-
-INCEPTION_METRICS = ("fid", "is", "kid", "pr")
-REFERENCE_METRICS = ("fid", "kid", "pr", "recon")  # compared against reference images (IS is not)
-MODE_CLASSIFIERS = {"stacked_digits": "digits", "stacked_mnist": "mnist"}
 
 
 def seeded_latents(n: int, latent_dim: int, latent_dist: str, seed: int, device,
@@ -86,8 +76,9 @@ def generated_batches(G: nn.Module, n: int, latent_dim: int, latent_dist: str, s
         G.train(was_training)
 
 
-def has_modes(data, data_cfg: DataConfig) -> bool:
-    return isinstance(data, Mixture) or data_cfg.name in MODE_CLASSIFIERS
+def _with(metrics: list[str], what: str) -> list[str]:
+    """The metrics of ``metrics`` whose ``Metric`` has ``what`` set (e.g. "reference", "inception")."""
+    return [name for name in metrics if getattr(METRICS[name], what)]
 
 
 def default_metrics(data, data_cfg: DataConfig) -> list[str]:
@@ -122,15 +113,15 @@ class Evaluator:
         fixed = isinstance(reference, FixedImages)
         self.num_reference = min(num_reference or num_samples, len(reference)) if fixed else 0
         self._check_applicable()
-        self.kid_subset_size = self._kid_subset_size()
         # Inception batches: large ones fill a GPU; on a CPU smaller ones are faster and take a quarter of the memory
         self.batch_size = self.settings.batch_size or (200 if self.device.type == "cuda" else 50)
         self.inception = self.weights = None
-        if any(m in INCEPTION_METRICS for m in self.metrics):
+        if _with(self.metrics, "inception"):
             self.weights = inception_weights_path(self.settings.inception_weights or None)
             self.inception = build_inception(str(self.weights)).to(self.device)
-            if "is" in self.metrics and self.inception.fc is None:
-                raise CheckpointError(f"metric 'is': {self.weights} — {NO_LOGITS}")
+            for name in self._with_logits():
+                if self.inception.fc is None:
+                    raise CheckpointError(f"metric {name!r}: {self.weights} — {NO_LOGITS}")
         self._reference_features = None
 
     @classmethod
@@ -145,7 +136,7 @@ class Evaluator:
         if not metrics:
             return None
         reference_cfg, reference = cfg.data, data
-        if any(m in REFERENCE_METRICS for m in metrics):
+        if _with(metrics, "reference"):
             reference_cfg = reference_data_config(cfg.data, cfg.eval.ref, cfg.eval.ref_root)
             if replace(reference_cfg, flip=cfg.data.flip) != cfg.data:
                 reference = DATASETS[reference_cfg.name](reference_cfg)
@@ -155,27 +146,25 @@ class Evaluator:
                    progress=progress)
 
     def _check_applicable(self) -> None:
-        images = is_image_data(self.reference)
-        needs_images = [m for m in self.metrics if m != "modes"]
-        if needs_images and not images:
+        """Each metric's data needs and its own ``check``, before any work."""
+        needs_images = [m for m in self.metrics if METRICS[m].images]
+        if needs_images and not is_image_data(self.reference):
             raise ConfigError(f"metrics {', '.join(needs_images)} need image data; {self.reference_cfg.name} "
                               "has none: its metric is modes (--metrics modes, or eval.metrics=[modes]).")
-        if "modes" in self.metrics and not has_modes(self.reference, self.reference_cfg):
-            raise ConfigError(f"metric 'modes' needs a data set with known modes (2-D mixtures, "
-                              f"{', '.join(MODE_CLASSIFIERS)}), not {self.reference_cfg.name}.")
-        if any(m in REFERENCE_METRICS for m in self.metrics) and not self.num_reference:
+        if _with(self.metrics, "reference") and not self.num_reference:
             raise ConfigError(f"data set {self.reference_cfg.name} has no fixed images to compare against.")
+        for name in self.metrics:
+            if METRICS[name].check is not None:
+                METRICS[name].check(self, self.settings_of(name))
 
-    def _kid_subset_size(self) -> int:
-        """``metrics.kid_subset_size``, clipped to the sample and reference counts, with a warning."""
-        asked = self.settings.kid_subset_size
-        used = min(asked, self.num_samples, self.num_reference or self.num_samples)
-        if "kid" in self.metrics and used < asked:
-            warnings.warn(f"metrics.kid_subset_size={asked} is more than the {used} samples or reference images; KID "
-                          f"uses subsets of {used}" + (" (every subset is then the whole set, so kid_std is 0)"
-                                                       if used == self.num_samples == self.num_reference else "")
-                          + ".", GanscapeWarning, stacklevel=3)
-        return used
+    def settings_of(self, name: str) -> Any:
+        """Metric ``name``'s settings (``metrics.<name>``); its defaults when ``settings`` predates the metric."""
+        settings = self.settings.per_metric.get(name)
+        cls = METRICS[name].settings
+        return settings if settings is not None or cls is None else cls()
+
+    def _with_logits(self) -> list[str]:
+        return [name for name in self.metrics if METRICS[name].inception == "logits"]
 
     def reference_features(self) -> torch.Tensor:
         """Inception features of the reference images, from the on-disk cache when it has them."""
@@ -192,29 +181,17 @@ class Evaluator:
 
     def __call__(self, G: nn.Module) -> dict[str, float]:
         """All metrics of ``G`` (moved to the evaluator's device for the call)."""
-        s = self.settings
+        return self._compute(Scoring(self, G))
+
+    def _compute(self, scoring: "Scoring") -> dict[str, float]:
         values: dict[str, float] = {}
-        if self.inception is not None:
-            values |= self._inception_metrics(G)
-        if "msssim" in self.metrics:
-            images = torch.cat(list(self.samples(G, s.msssim_batch * s.msssim_batches, self.batch_size)))
-            values["msssim"] = msssim_diversity(images, s.msssim_batch, s.msssim_batches, seed=self.seed)
-        if "recon" in self.metrics:
-            index = subset_indices(len(self.reference), s.recon_images)
-            images, labels = self.reference.take(index)
-            result = reconstruction_error(G, images, self.latent_dim, self.latent_dist,
-                                          labels if self.num_classes else None, steps=s.recon_steps, lr=s.recon_lr,
-                                          restarts=s.recon_restarts, seed=self.seed, progress=self.progress)
-            values |= {"recon_mse": result["mse"], "recon_mse_std": result["mse_std"]}
-        if "modes" in self.metrics:
-            values |= self._modes(G)
+        for name in self.metrics:
+            values |= METRICS[name].compute(scoring, self.settings_of(name))
         return values
 
-    def _inception_metrics(self, G: nn.Module) -> dict[str, float]:
-        return self._scores(*self._features(self.samples(G, self.num_samples, self.batch_size), "generated"))
-
-    def _features(self, batches: Iterator[torch.Tensor], desc: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return inception_features(batches, self.inception, self.settings.inception_input, "is" in self.metrics,
+    def features(self, batches: Iterator[torch.Tensor], desc: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inception features of ``num_samples`` images, and their logits when a metric reads them."""
+        return inception_features(batches, self.inception, self.settings.inception_input, bool(self._with_logits()),
                                   total=self.num_samples, desc=desc, progress=self.progress)
 
     def score_images(self, data, data_cfg: DataConfig, cache: bool = True) -> dict[str, float]:
@@ -222,40 +199,16 @@ class Evaluator:
         their features come from the reference cache (``cache``), like the reference's own."""
         if not isinstance(data, FixedImages):
             raise ConfigError(f"{data_cfg.name} has no fixed images to score.")
-        other = [m for m in self.metrics if m not in INCEPTION_METRICS]
+        other = [m for m in self.metrics if not METRICS[m].inception]
         if other:
             raise ConfigError(f"metrics {', '.join(other)} score a generator, not a set of images.")
-        if "is" in self.metrics:  # the logits are not cached
-            return self._scores(*self._features(reference_images(data, subset_indices(len(data), self.num_samples),
-                                                                 self.batch_size), data_cfg.name))
+        if self._with_logits():  # the logits are not cached
+            batches = reference_images(data, subset_indices(len(data), self.num_samples), self.batch_size)
+            return self._compute(Scoring(self, None, *self.features(batches, data_cfg.name)))
         features, _ = reference_features(data, data_cfg, self.num_samples, self.inception, self.settings.inception_input,
                                          file_sha256(self.weights), cache_dir(self.settings.cache_dir) if cache else None,
                                          self.batch_size, self.progress)
-        return self._scores(features, None)
-
-    def _scores(self, features: torch.Tensor, logits: torch.Tensor | None) -> dict[str, float]:
-        """FID, KID and precision/recall of ``features`` against the reference's, and IS from ``logits``."""
-        s = self.settings
-        with_logits = logits is not None
-        values: dict[str, float] = {}
-        if with_logits:
-            values["is_mean"], values["is_std"] = inception_score(logits, s.is_splits)
-        real = self.reference_features() if any(m in self.metrics for m in ("fid", "kid", "pr")) else None
-        if "fid" in self.metrics:
-            values["fid"] = fid_from_features(real, features)
-        if "kid" in self.metrics:
-            values["kid_mean"], values["kid_std"] = kernel_inception_distance(
-                real, features, s.kid_subsets, self.kid_subset_size, seed=self.seed)
-        if "pr" in self.metrics:
-            values |= precision_recall(real.to(self.device), features.to(self.device), k=s.pr_k)
-        return values
-
-    def _modes(self, G: nn.Module) -> dict[str, float]:
-        samples = torch.cat(list(self.samples(G, self.num_samples, 1024)))
-        if isinstance(self.reference, Mixture):
-            return mode_statistics(samples.cpu(), self.reference.centers, self.reference.std)
-        classifier = load_digit_classifier(MODE_CLASSIFIERS[self.reference_cfg.name]).to(self.device)
-        return count_modes(samples, classifier)
+        return self._compute(Scoring(self, None, features))
 
     def protocol(self) -> dict:
         """How the values were computed: enough to reproduce them, and to know when two are comparable."""
@@ -277,23 +230,13 @@ class Evaluator:
                                      "with_classifier": self.inception.fc is not None,
                                      "input": s.inception_input, "resizer": INCEPTION_INPUTS[s.inception_input][1],
                                      "batch_size": self.batch_size}
-        per_metric = {
-            "is": {"splits": s.is_splits, "logits": 1008},
-            "kid": {"subsets": s.kid_subsets, "subset_size": self.kid_subset_size,
-                    "subset_size_asked": s.kid_subset_size, "kernel": "(x.y / d + 1)^3"},
-            "pr": {"k": s.pr_k},
-            "msssim": {"batch": s.msssim_batch, "batches": s.msssim_batches, "pairs": "all pairs per batch"},
-            "recon": {"images": min(s.recon_images, self.num_reference or s.recon_images), "steps": s.recon_steps,
-                      "lr": s.recon_lr, "restarts": s.recon_restarts, "optimizer": "rmsprop(alpha=0.9, eps=1e-6)",
-                      "init": "z = 0, then latent-distribution draws", "scale": "pixel-mean squared error on [0, 1]"},
-            "modes": self._modes_protocol(),
-        }
-        protocol |= {name: per_metric[name] for name in self.metrics if name in per_metric}
+        protocol |= {name: METRICS[name].protocol(self, self.settings_of(name)) for name in self.metrics
+                     if METRICS[name].protocol is not None}
         return protocol
 
     def _reference_protocol(self) -> dict:
         cfg = self.reference_cfg
-        if not any(m in REFERENCE_METRICS for m in self.metrics):
+        if not _with(self.metrics, "reference"):
             return {"dataset": cfg.name}
         count = len(self.reference)
         subset = ("all images" if self.num_reference == count
@@ -301,16 +244,36 @@ class Evaluator:
         return {"dataset": cfg.name, "root": cfg.root, "split": cfg.split, "resolution": cfg.resolution,
                 "images_in_split": count, "num_images": self.num_reference, "subset": subset}
 
-    def _modes_protocol(self) -> dict:
-        if isinstance(self.reference, Mixture):
-            return {"kind": "2-D mixture", "samples": self.num_samples,
-                    "rule": "covered: >= 1% of samples within 3 std of the centre"}
-        kind = MODE_CLASSIFIERS.get(self.reference_cfg.name)
-        if kind is None:
-            return {}
-        record = json.loads((WEIGHTS_DIR / METADATA).read_text())[kind]
-        return {"kind": "stacked digits", "classifier": kind, "classifier_sha256": record["sha256"],
-                "classifier_held_out_accuracy": record["held_out_accuracy"], "samples": self.num_samples}
+
+class Scoring:
+    """One evaluation in progress, as a metric's ``compute`` reads it: the evaluator, the generator ``G``
+    (None when scoring a set of images), its samples, and the Inception ``features`` and ``logits`` of
+    ``num_samples`` of them, computed once on first use for every metric that reads them (or given)."""
+
+    def __init__(self, evaluator: Evaluator, G: nn.Module | None, features: torch.Tensor | None = None,
+                 logits: torch.Tensor | None = None):
+        self.evaluator, self.G = evaluator, G
+        self._inception = None if features is None else (features, logits)
+
+    def samples(self, n: int, batch_size: int | None = None) -> Iterator[torch.Tensor]:
+        """``n`` samples of G from the evaluator's fixed latents."""
+        return self.evaluator.samples(self.G, n, batch_size or self.evaluator.batch_size)
+
+    def _pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._inception is None:
+            self._inception = self.evaluator.features(self.samples(self.evaluator.num_samples), "generated")
+        return self._inception
+
+    @property
+    def features(self) -> torch.Tensor:
+        return self._pass()[0]
+
+    @property
+    def logits(self) -> torch.Tensor | None:
+        return self._pass()[1]
+
+    def real_features(self) -> torch.Tensor:
+        return self.evaluator.reference_features()
 
 
 def evaluate(generator: nn.Module, dataset, metrics: list[str], num_samples: int = 10000, *,
@@ -393,3 +356,23 @@ def protocol_differences(here: dict, there: dict, where: str = "in the file") ->
         name = PROTOCOL_WORDS.get(key, key.replace(".", " ").replace("_", " "))
         parts.append(f"{name} {_in_words(ours.get(key))} here, {_in_words(theirs.get(key))} {where}")
     return "; ".join(parts)
+
+
+def evaluation_protocol(evaluator: Evaluator, generator: str, started: float) -> dict:
+    """The protocol a result is stamped with: the evaluator's, which generator ("ema" or "raw"), and the seconds
+    since ``started`` (a ``time.perf_counter()`` reading)."""
+    return evaluator.protocol() | {"generator": generator, "seconds": time.perf_counter() - started}
+
+
+def evaluate_and_write(evaluator: Evaluator, G: nn.Module, step: int, generator: str, path: Path,
+                       before_write=None) -> tuple[dict, dict, Path, Path | None]:
+    """Score ``G`` and write the result, stamped with its protocol, to ``path`` (a result there under another
+    protocol is kept: see ``write_result``). ``before_write(values, protocol)`` is called first, e.g. to show
+    the values, so a failed write loses nothing. Returns (values, protocol, where it went, the kept file or None)."""
+    started = time.perf_counter()
+    values = evaluator(G)
+    protocol = evaluation_protocol(evaluator, generator, started)
+    if before_write is not None:
+        before_write(values, protocol)
+    written, kept = write_result(path, {"step": step, "values": values, "protocol": protocol})
+    return values, protocol, written, kept

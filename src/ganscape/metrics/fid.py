@@ -71,3 +71,8 @@ def fid_from_features(features1, features2) -> float:
     equal sample counts and state them (A.7 pitfall 1: e.g. 10k/10k).
     """
     return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+
+
+def fid_metric(scoring, settings: None) -> dict[str, float]:
+    """The registered metric ``fid``: the generated samples' features against the reference's."""
+    return {"fid": fid_from_features(scoring.real_features(), scoring.features)}

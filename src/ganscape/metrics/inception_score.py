@@ -15,6 +15,8 @@ std of the per-split scores are reported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 
@@ -42,3 +44,20 @@ def inception_score(logits, splits: int = 10) -> tuple[float, float]:
     scores = torch.tensor([split_score(log_probs[i * n // splits:(i + 1) * n // splits])
                            for i in range(splits)], dtype=torch.float64)
     return float(scores.mean()), float(scores.std(correction=0))
+
+
+@dataclass
+class ISSettings:
+    """``metrics.is.*``."""
+
+    splits: int = field(default=10, metadata={"min": 1, "max": 1000, "help": "Inception Score: splits"})
+
+
+def is_metric(scoring, settings: ISSettings) -> dict[str, float]:
+    """The registered metric ``is``, from the generated samples' 1008 logits."""
+    mean, std = inception_score(scoring.logits, settings.splits)
+    return {"is_mean": mean, "is_std": std}
+
+
+def is_protocol(evaluator, settings: ISSettings) -> dict:
+    return {"splits": settings.splits, "logits": 1008}

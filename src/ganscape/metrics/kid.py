@@ -13,6 +13,9 @@ slightly negative), which makes scores at different sample counts comparable.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, field
+
 import torch
 
 
@@ -56,3 +59,41 @@ def kernel_inception_distance(features1, features2, num_subsets: int = 100,
                       y[torch.randperm(len(y), generator=generator)[:size].to(y.device)])
         for _ in range(num_subsets)], dtype=torch.float64)
     return float(estimates.mean()), float(estimates.std(correction=0))
+
+
+@dataclass
+class KIDSettings:
+    """``metrics.kid.*``."""
+
+    subsets: int = field(default=100, metadata={"min": 1, "max": 100000, "help": "KID: subsets averaged"})
+    subset_size: int = field(default=1000, metadata={"min": 2, "max": 1 << 16, "help": "KID: samples per subset"})
+
+
+def used_subset_size(evaluator, settings: KIDSettings) -> int:
+    """``metrics.kid.subset_size``, clipped to the sample and reference counts."""
+    return min(settings.subset_size, evaluator.num_samples, evaluator.num_reference or evaluator.num_samples)
+
+
+def kid_check(evaluator, settings: KIDSettings) -> None:
+    """Warn, before any work, when the subsets are clipped to fewer samples than asked."""
+    from ganscape.errors import GanscapeWarning
+
+    asked, used = settings.subset_size, used_subset_size(evaluator, settings)
+    if used < asked:
+        whole = used == evaluator.num_samples == evaluator.num_reference
+        warnings.warn(f"metrics.kid.subset_size={asked} is more than the {used} samples or reference images; KID "
+                      f"uses subsets of {used}" + (" (every subset is then the whole set, so kid_std is 0)"
+                                                   if whole else "") + ".", GanscapeWarning, stacklevel=4)
+
+
+def kid_metric(scoring, settings: KIDSettings) -> dict[str, float]:
+    """The registered metric ``kid``: the generated samples' features against the reference's."""
+    evaluator = scoring.evaluator
+    mean, std = kernel_inception_distance(scoring.real_features(), scoring.features, settings.subsets,
+                                          used_subset_size(evaluator, settings), seed=evaluator.seed)
+    return {"kid_mean": mean, "kid_std": std}
+
+
+def kid_protocol(evaluator, settings: KIDSettings) -> dict:
+    return {"subsets": settings.subsets, "subset_size": used_subset_size(evaluator, settings),
+            "subset_size_asked": settings.subset_size, "kernel": "(x.y / d + 1)^3"}

@@ -18,9 +18,16 @@ Definitions (those of the mode-collapse literature: Metz et al. 2017, Srivastava
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
+
+from ganscape.data.base import Mixture
+from ganscape.errors import ConfigError
+from ganscape.metrics.digit_classifier import METADATA, WEIGHTS_DIR, count_modes, load_digit_classifier
+
+MODE_CLASSIFIERS = {"stacked_digits": "digits", "stacked_mnist": "mnist"}  # data set -> its digit classifier
 
 
 def mode_statistics(samples: torch.Tensor, centers: torch.Tensor, std: float,
@@ -57,3 +64,36 @@ def jensen_shannon(p: torch.Tensor, q: torch.Tensor) -> float:
         return (a[a > 0] * (a[a > 0] / m[a > 0]).log()).sum()
 
     return float((kl(p) + kl(q)) / 2)
+
+
+def has_modes(data, data_cfg) -> bool:
+    """Whether the data set has known modes: a 2-D mixture, or stacked digits with a classifier."""
+    return isinstance(data, Mixture) or data_cfg.name in MODE_CLASSIFIERS
+
+
+def modes_check(evaluator, settings: None) -> None:
+    if not has_modes(evaluator.reference, evaluator.reference_cfg):
+        raise ConfigError(f"metric 'modes' needs a data set with known modes (2-D mixtures, "
+                          f"{', '.join(MODE_CLASSIFIERS)}), not {evaluator.reference_cfg.name}.")
+
+
+def modes_metric(scoring, settings: None) -> dict[str, float]:
+    """The registered metric ``modes``, on ``num_samples`` generated samples."""
+    evaluator = scoring.evaluator
+    samples = torch.cat(list(scoring.samples(evaluator.num_samples, 1024)))
+    if isinstance(evaluator.reference, Mixture):
+        return mode_statistics(samples.cpu(), evaluator.reference.centers, evaluator.reference.std)
+    classifier = load_digit_classifier(MODE_CLASSIFIERS[evaluator.reference_cfg.name]).to(evaluator.device)
+    return count_modes(samples, classifier)
+
+
+def modes_protocol(evaluator, settings: None) -> dict:
+    if isinstance(evaluator.reference, Mixture):
+        return {"kind": "2-D mixture", "samples": evaluator.num_samples,
+                "rule": "covered: >= 1% of samples within 3 std of the centre"}
+    kind = MODE_CLASSIFIERS.get(evaluator.reference_cfg.name)
+    if kind is None:
+        return {}
+    record = json.loads((WEIGHTS_DIR / METADATA).read_text())[kind]
+    return {"kind": "stacked digits", "classifier": kind, "classifier_sha256": record["sha256"],
+            "classifier_held_out_accuracy": record["held_out_accuracy"], "samples": evaluator.num_samples}

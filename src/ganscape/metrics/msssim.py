@@ -27,6 +27,8 @@ equals [0, 1] with L = 1.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
@@ -146,3 +148,22 @@ def msssim_diversity(images, batch_size: int = 64, batches: int = 5, data_range:
                                           .to(images.device)], data_range)
               for _ in range(batches)]
     return sum(scores) / batches
+
+
+@dataclass
+class MSSSIMSettings:
+    """``metrics.msssim.*``."""
+
+    batch: int = field(default=64, metadata={"min": 2, "max": 4096,
+                                             "help": "MS-SSIM: images per batch (all pairs compared)"})
+    batches: int = field(default=5, metadata={"min": 1, "max": 1000, "help": "MS-SSIM: batches averaged"})
+
+
+def msssim_metric(scoring, settings: MSSSIMSettings) -> dict[str, float]:
+    """The registered metric ``msssim``, on ``batch * batches`` generated samples."""
+    images = torch.cat(list(scoring.samples(settings.batch * settings.batches)))
+    return {"msssim": msssim_diversity(images, settings.batch, settings.batches, seed=scoring.evaluator.seed)}
+
+
+def msssim_protocol(evaluator, settings: MSSSIMSettings) -> dict:
+    return {"batch": settings.batch, "batches": settings.batches, "pairs": "all pairs per batch"}

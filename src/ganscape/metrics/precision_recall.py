@@ -15,6 +15,8 @@ full ``n x m`` matrix (10 GB in float32 for 50k x 50k) is never materialised: me
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 
@@ -55,3 +57,21 @@ def precision_recall(real, fake, k: int = 3, block_size: int = 1024) -> dict[str
         "precision": coverage(fake, real, knn_radii(real, k, block_size), block_size),
         "recall": coverage(real, fake, knn_radii(fake, k, block_size), block_size),
     }
+
+
+@dataclass
+class PRSettings:
+    """``metrics.pr.*``."""
+
+    k: int = field(default=3, metadata={"min": 1, "max": 1000,
+                                        "help": "precision and recall: k of the k-nearest-neighbour balls"})
+
+
+def pr_metric(scoring, settings: PRSettings) -> dict[str, float]:
+    """The registered metric ``pr``: the generated samples' features against the reference's."""
+    device = scoring.evaluator.device
+    return precision_recall(scoring.real_features().to(device), scoring.features.to(device), k=settings.k)
+
+
+def pr_protocol(evaluator, settings: PRSettings) -> dict:
+    return {"k": settings.k}

@@ -18,10 +18,13 @@ are reproducible); each image reports the minimum over restarts of the error of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from ganscape.metrics.reference import subset_indices
 from ganscape.nets import sample_latent
 
 _ALPHA, _EPS = 0.9, 1e-6  # RMSProp settings of the paper's code
@@ -130,3 +133,31 @@ def reconstruction_error(G: nn.Module, images: torch.Tensor, latent_dim: int, la
         "init": "zero, then latent-distribution draws",
         "num_images": n,
     }
+
+
+@dataclass
+class ReconSettings:
+    """``metrics.recon.*``."""
+
+    images: int = field(default=200, metadata={"min": 1, "max": 1 << 20, "help": "reconstruction error: held-out "
+                                               "images (Xiang & Li: 200 running)"})
+    steps: int = field(default=50, metadata={"min": 0, "help": "reconstruction error: steps fitting each z"})
+    lr: float = field(default=0.01, metadata={"above": 0.0, "help": "reconstruction error: learning rate of z"})
+    restarts: int = field(default=1, metadata={"min": 1, "max": 1000,
+                                               "help": "reconstruction error: starts per image, the best kept"})
+
+
+def recon_metric(scoring, settings: ReconSettings) -> dict[str, float]:
+    """The registered metric ``recon``: the reference subset of ``images`` reconstructed by the generator."""
+    evaluator = scoring.evaluator
+    images, labels = evaluator.reference.take(subset_indices(len(evaluator.reference), settings.images))
+    result = reconstruction_error(scoring.G, images, evaluator.latent_dim, evaluator.latent_dist,
+                                  labels if evaluator.num_classes else None, steps=settings.steps, lr=settings.lr,
+                                  restarts=settings.restarts, seed=evaluator.seed, progress=evaluator.progress)
+    return {"recon_mse": result["mse"], "recon_mse_std": result["mse_std"]}
+
+
+def recon_protocol(evaluator, settings: ReconSettings) -> dict:
+    return {"images": min(settings.images, evaluator.num_reference or settings.images), "steps": settings.steps,
+            "lr": settings.lr, "restarts": settings.restarts, "optimizer": "rmsprop(alpha=0.9, eps=1e-6)",
+            "init": "z = 0, then latent-distribution draws", "scale": "pixel-mean squared error on [0, 1]"}

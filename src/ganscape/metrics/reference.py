@@ -26,7 +26,7 @@ from ganscape.data.base import FixedImages
 from ganscape.errors import CheckpointError, ConfigError
 from ganscape.metrics.features import inception_features
 from ganscape.metrics.inception import FIDInception, cache_root
-from ganscape.training.checkpoint import load_checkpoint, save_checkpoint
+from ganscape.store.checkpoint import load_checkpoint, save_checkpoint
 
 FORMAT = "ganscape-reference-features-1"
 SUBSET_SALT = b"ganscape-reference-0:"

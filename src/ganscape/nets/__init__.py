@@ -31,14 +31,14 @@ class Architecture:
     ``discriminator(net_cfg, shape, num_classes) -> D``, where ``net_cfg`` is the ``NetConfig``
     (``width``, ``depth``, ``norm`` and the architectures' own sections), ``shape`` the shape of one
     sample and ``num_classes`` the number of classes to condition on (0: unconditional).
-    ``settings`` names the ``NetConfig`` section holding the architecture's own typed settings
-    (empty: it has none, and setting any such section for it is an error).
+    ``settings`` is the dataclass of the architecture's own settings, owned by its module (``g.settings.*``;
+    None: it has none, and setting any for it is an error).
     """
 
     generator: Callable[..., nn.Module]
     discriminator: Callable[..., nn.Module]
     description: str = ""
-    settings: str = ""
+    settings: type | None = None
 
 
 def _mlp_generator(cfg, latent_dim, shape, num_classes):
@@ -62,9 +62,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "wn_resnet": Architecture(wn_resnet.generator, wn_resnet.discriminator,
                               "Xiang & Li weight-normalized ResNet, depth blocks per level (width 64, depth 1)"),
     "biggan": Architecture(biggan.generator, biggan.discriminator,
-                           "BigGAN, 32-256 px (width = ch: 64 CIFAR, 96 ImageNet); settings in g/d.biggan", "biggan"),
+                           "BigGAN, 32-256 px (width = ch: 64 CIFAR, 96 ImageNet); settings in g/d.settings",
+                           biggan.BigGANSettings),
     "biggan_deep": Architecture(biggan.deep_generator, biggan.deep_discriminator,
-                                "BigGAN-deep, 32-256 px, depth blocks per resolution (ch 128, depth 2)", "biggan"),
+                                "BigGAN-deep, 32-256 px, depth blocks per resolution (ch 128, depth 2)",
+                                biggan.BigGANSettings),
 }
 
 

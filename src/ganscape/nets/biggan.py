@@ -36,6 +36,7 @@ silently drops the remainder of z).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,35 @@ DEEP_D_BLOCKS = {32: (4, ((4, True), (4, True), (4, False))),
 BOTTOM = 4  # G's first feature map is 4 x 4
 
 
+BIGGAN_INITS = {"ortho": "orthogonal (BigGAN)", "N02": "N(0, 0.02) (BigGAN's CIFAR script)",
+                "xavier": "Xavier/Glorot uniform"}
+
+
+@dataclass
+class BigGANSettings:
+    """The settings of the ``biggan`` and ``biggan_deep`` architectures: keys ``g.settings.*`` and ``d.settings.*``.
+
+    The defaults are BigGAN's ImageNet settings (BigGAN-PyTorch's ``launch_BigGAN_bs256x8.sh``).
+    ``shared_dim``, ``hierarchical`` and ``bn_eps`` concern G only; ``sn_eps`` applies where
+    ``norm=spectral``. Field metadata as in ``ganscape.config.schema``.
+    """
+
+    attention: list[int] = field(default_factory=lambda: [64], metadata={
+        "min": 4, "max": 1024, "help": "the resolutions that get a self-attention block"})
+    shared_dim: int = field(default=128, metadata={"min": 0, "max": 1 << 16,
+                                                   "help": "G: the shared class embedding's size; 0: one per block"})
+    hierarchical: bool = field(default=True, metadata={"help": "G: split z over its input and its blocks"})
+    init: str = field(default="ortho", metadata={"choices": lambda: BIGGAN_INITS, "help": "weight initialization"})
+    sn_eps: float = field(default=1e-6, metadata={"above": 0.0, "below": 1.0,
+                                                  "help": "epsilon of spectral normalization"})
+    bn_eps: float = field(default=1e-5, metadata={"above": 0.0, "below": 1.0, "help": "G: epsilon of batch norm"})
+
+
+def settings_of(cfg) -> BigGANSettings:
+    """A network config's BigGAN settings (the defaults where it has none, e.g. its arch was changed in place)."""
+    return cfg.settings if isinstance(cfg.settings, BigGANSettings) else BigGANSettings()
+
+
 class Layers:
     """The weight layers of one network: spectrally normalised (``norm=spectral``, with ``sn_eps``) or plain."""
 
@@ -69,7 +99,7 @@ class Layers:
             raise ConfigError(f"{cfg.arch} takes norm=spectral (BigGAN) or norm=none: its batch norms are part of "
                               f"the architecture; not norm={cfg.norm}.")
         spectral = cfg.norm == "spectral"
-        eps = {"eps": cfg.biggan.sn_eps} if spectral else {}
+        eps = {"eps": settings_of(cfg).sn_eps} if spectral else {}
         self.linear = functools.partial(SNLinear if spectral else nn.Linear, **eps)
         self.conv = functools.partial(SNConv2d if spectral else nn.Conv2d, **eps)
         self.embedding = functools.partial(SNEmbedding if spectral else nn.Embedding, **eps)
@@ -203,7 +233,7 @@ class DeepDBlock(nn.Module):
 def _attention(channels: int, size: int, layers: Layers, arch: str) -> SelfAttention:
     if channels % 8:
         raise ConfigError(f"{arch}: self-attention at {size}x{size} needs a multiple of 8 channels, and the block "
-                          f"there has {channels}; raise width or remove {size} from biggan.attention.")
+                          f"there has {channels}; raise width or remove {size} from settings.attention.")
     return SelfAttention(channels, conv=layers.conv)
 
 
@@ -219,20 +249,20 @@ class BigGANGenerator(nn.Module):
         super().__init__()
         arch = cfg.arch
         resolution = _resolution(shape, arch, G_CHANNELS)
-        settings, layers = cfg.biggan, Layers(cfg)
+        settings, layers = settings_of(cfg), Layers(cfg)
         channels = [m * cfg.width for m in G_CHANNELS[resolution]]
         num_blocks = len(channels) - 1
         shared_dim = settings.shared_dim if num_classes else 0
         if deep and num_classes and not shared_dim:
-            raise ConfigError(f"{arch} needs a shared class embedding when conditional: set g.biggan.shared_dim "
+            raise ConfigError(f"{arch} needs a shared class embedding when conditional: set g.settings.shared_dim "
                               "(BigGAN-deep: 128).")
         if deep and not settings.hierarchical:
             raise ConfigError(f"{arch} feeds [class embedding, z] to its input and to every block; "
-                              "g.biggan.hierarchical=false is a BigGAN setting.")
+                              "g.settings.hierarchical=false is a BigGAN setting.")
         hierarchical = settings.hierarchical and not deep
         if hierarchical and num_classes and not shared_dim:
             raise ConfigError(f"{arch}: a hierarchical z joins each chunk to the shared class embedding; set "
-                              "g.biggan.shared_dim > 0 or g.biggan.hierarchical=false.")
+                              "g.settings.shared_dim > 0 or g.settings.hierarchical=false.")
         if hierarchical and latent_dim % (num_blocks + 1):
             near = latent_dim // (num_blocks + 1) * (num_blocks + 1)
             raise ConfigError(f"{arch} at {resolution}x{resolution} splits z into {num_blocks + 1} equal chunks (one "
@@ -296,7 +326,7 @@ class BigGANDiscriminator(nn.Module):
     def __init__(self, cfg, shape: tuple[int, ...], num_classes: int, deep: bool):
         super().__init__()
         resolution = _resolution(shape, cfg.arch, D_BLOCKS)
-        settings, layers = cfg.biggan, Layers(cfg)
+        settings, layers = settings_of(cfg), Layers(cfg)
         stages, size = [], resolution
         if deep:
             first, blocks = DEEP_D_BLOCKS[resolution]

@@ -5,14 +5,15 @@ The training step (``training.step``), the Dirac-GAN (``dynamics.dirac``) and th
 tensors (the totals, the unweighted terms and the logits); its callers choose backward, optimizer
 steps and logging.
 
-A step uses it in three parts:
+One objective turns (G, D, batches, latents, labels, D-input pipeline) into D's and G's totals. The
+D-input pipeline (``objectives.d_input.DInput``: augmentation, instance noise) is applied by the caller,
+which owns the pipeline's state and random streams: ``Objective`` receives the batches as D sees them
+and transforms nothing. A step uses it in two parts:
 
-* ``d_input(x, step, generator)``: x as D sees it, after the d_input penalties (instance noise with
-  its annealed std). Real and generated batches both pass through it, in D's and in G's step.
 * ``d_totals(D, real, fake, labels, generator)``: D's loss on the batches as D sees them plus
   every weighted d_loss penalty, computed on those same batches.
-* ``g_totals(G, fake_logits)``: G's loss on D's logits of the fakes plus every weighted g_loss
-  penalty.
+* ``g_totals(G, fake_logits)``: G's loss on D's logits of the fakes (as D saw them) plus every
+  weighted g_loss penalty.
 
 ``constrain(D)`` applies the d_constraint penalties (WGAN weight clipping) after each D step.
 """
@@ -25,10 +26,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ganscape.errors import lookup
+from ganscape.errors import ConfigError, lookup
 from ganscape.objectives.losses import LOSSES, Loss
 from ganscape.objectives.penalties import (D_CONSTRAINT, D_INPUT, D_LOSS, DATA_SCALE, G_LOSS, PENALTIES,
-                                           PIXEL_SCALES, Penalty, PenaltyInputs, PixelScale, annealed)
+                                           PIXEL_SCALES, Penalty, PenaltyInputs, PixelScale)
 
 Tensor = torch.Tensor
 
@@ -53,19 +54,27 @@ class Totals:
 
 @dataclass(frozen=True)
 class Objective:
-    """A loss with its penalties, each with its weight (its strength for d_input and d_constraint kinds)."""
+    """A loss with its penalties, each with its weight (the bound for the d_constraint kind).
+
+    Transforms of D's inputs (instance noise) are not terms of the objective: a run applies them in its
+    D-input pipeline (``augment.noise``), the Dirac-GAN plays them itself (``dynamics.dirac``).
+    """
 
     loss: Loss
     penalties: tuple[tuple[Penalty, float], ...] = ()
-    anneal_steps: int = 0  # d_input strengths fall linearly to 0 over this many steps (0: constant)
     scale: PixelScale = DATA_SCALE  # where gradient penalties are measured
+
+    def __post_init__(self):
+        for penalty, weight in self.penalties:
+            if penalty.kind == D_INPUT:
+                raise ConfigError(f"{penalty.name} transforms D's inputs and is not a term of the objective: "
+                                  f"in a run's config it is augment.noise={weight:g} (the D-input pipeline).")
 
     @classmethod
     def from_config(cls, cfg) -> "Objective":
-        """The objective of an ``Experiment``: ``loss``, ``penalty.use``, ``penalty.noise_anneal_steps``
-        and ``penalty.pixel_scale``."""
+        """The objective of an ``Experiment``: ``loss``, ``penalty.use`` and ``penalty.pixel_scale``."""
         penalties = tuple((lookup(PENALTIES, term.name, "penalty"), term.weight) for term in cfg.penalty.use)
-        return cls(lookup(LOSSES, cfg.loss, "loss"), penalties, cfg.penalty.noise_anneal_steps,
+        return cls(lookup(LOSSES, cfg.loss, "loss"), penalties,
                    lookup(PIXEL_SCALES, cfg.penalty.pixel_scale, "pixel scale"))
 
     @classmethod
@@ -82,14 +91,6 @@ class Objective:
         """The weight of penalty ``name``, 0 when it is not used."""
         return sum(weight for penalty, weight in self.penalties if penalty.name == name)
 
-    def d_input(self, x: Tensor, step: int, generator: torch.Generator | None) -> Tensor:
-        """``x`` as D sees it at ``step``: every d_input transform, at its annealed strength."""
-        for penalty, strength in self.of_kind(D_INPUT):
-            strength = annealed(strength, step, self.anneal_steps)
-            if strength > 0:
-                x = penalty.apply(x, strength, generator)
-        return x
-
     def _weighted(self, kind: str, inputs: PenaltyInputs, loss: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         terms = {penalty.name: penalty.apply(inputs) for penalty, _ in self.of_kind(kind)}
         total = loss + sum(weight * terms[penalty.name] for penalty, weight in self.of_kind(kind))
@@ -98,7 +99,7 @@ class Objective:
     def d_totals(self, D: Callable[..., Tensor], real: Tensor, fake: Tensor, labels: Tensor | None,
                  generator: torch.Generator | None, fused: bool = False,
                  penalty_D: Callable[..., Tensor] | None = None) -> Totals:
-        """D's objective on ``real`` and ``fake`` as D sees them (see ``d_input``).
+        """D's objective on ``real`` and ``fake`` as D sees them (after the caller's D-input pipeline).
 
         ``fake`` may keep its graph to G (the dynamics need how D's objective changes with G);
         the penalties detach the points they are evaluated at. ``fused``: one call of D on the real

@@ -8,6 +8,8 @@ device) so that a run is reproducible from its seed.
 Four kinds of regularizer exist (``Penalty.kind``): terms added to D's loss (gradient penalties,
 weight decay), terms added to G's loss (orthogonal regularization), transforms of D's inputs
 (instance noise) and constraints applied to D's weights after each D step (WGAN weight clipping).
+Instance noise is registered here for the Dirac-GAN, which plays it as a regularizer; in a run it is a
+stage of the D-input pipeline (``augment.noise``, ``ganscape.objectives.d_input``), not of ``Objective``.
 The loss terms are returned unweighted; the configured weight multiplies them
 (``ganscape.objectives.objective``).
 
@@ -23,6 +25,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from ganscape.objectives.d_input import DEFAULT_NOISE_STD, add_instance_noise
 
 Tensor = torch.Tensor
 Discriminator = Callable[[Tensor, Tensor | None], Tensor]
@@ -142,7 +146,7 @@ def r2(D: Discriminator, fake: Tensor, labels: Tensor | None = None, scale: Pixe
 
 
 # --------------------------------------------------------------------------------------------------
-# Weight penalties and constraints, input noise
+# Weight penalties and constraints
 
 
 def weight_tensors(module: nn.Module) -> list[Tensor]:
@@ -188,24 +192,6 @@ def orthogonal(G: nn.Module) -> Tensor:
     return torch.stack([_off_diagonal_gram(w) for w in weight_tensors(G)]).sum()
 
 
-def add_instance_noise(x: Tensor, std: float, generator: torch.Generator | None) -> Tensor:
-    """Instance noise (Sønderby et al., Arjovsky & Bottou): ``x + std * N(0, I)``.
-
-    Applied to both real and generated inputs of D, it makes the two distributions overlap so D
-    cannot separate them perfectly and its gradients stay informative. A transform, not a loss term.
-    """
-    return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
-def annealed(strength: float, step: int, anneal_steps: int) -> float:
-    """A d_input transform's strength at ``step``: constant if ``anneal_steps == 0``, else linear
-    from ``strength`` at step 0 to 0 at ``anneal_steps``, and 0 afterwards (instance noise is only
-    needed while the distributions are far apart)."""
-    if anneal_steps == 0:
-        return strength
-    return strength * max(0.0, 1.0 - step / anneal_steps)
-
-
 def clip_weights_(D: nn.Module, bound: float) -> None:
     """The original WGAN's Lipschitz constraint: clamp every parameter of D to [-bound, bound] in place."""
     with torch.no_grad():
@@ -221,7 +207,7 @@ def clip_weights_(D: nn.Module, bound: float) -> None:
 class PenaltyInputs:
     """What a loss-term penalty may read at one step.
 
-    ``real`` and ``fake`` are the batches exactly as D sees them (instance noise included); ``fake``
+    ``real`` and ``fake`` are the batches exactly as D sees them (after the D-input pipeline); ``fake``
     may still carry G's graph (the penalties detach it). In G's step ``real`` is None.
     """
 
@@ -238,7 +224,8 @@ D_LOSS, G_LOSS, D_INPUT, D_CONSTRAINT = "d_loss", "g_loss", "d_input", "d_constr
 KINDS = {
     D_LOSS: "a term added to D's loss: apply(PenaltyInputs) -> unweighted scalar",
     G_LOSS: "a term added to G's loss: apply(PenaltyInputs) -> unweighted scalar",
-    D_INPUT: "a transform of D's real and generated inputs: apply(x, strength, generator) -> x",
+    D_INPUT: "a transform of D's real and generated inputs: apply(x, strength, generator) -> x (in a run: the "
+             "D-input pipeline's, see objectives.d_input)",
     D_CONSTRAINT: "a constraint on D's weights after each D step: apply(D, bound), in place",
 }
 
@@ -280,7 +267,8 @@ PENALTIES: dict[str, Penalty] = {p.name: p for p in [
     Penalty("l2", D_LOSS, lambda i: l2(i.D), 0.01, "lambda", "weight decay on D's weight tensors", dirac=False),
     Penalty("ortho", G_LOSS, lambda i: orthogonal(i.G), 1e-4, "lambda",
             "BigGAN orthogonal regularization of G's weights", dirac=False),
-    Penalty("instance_noise", D_INPUT, add_instance_noise, 0.1, "noise std", "Gaussian noise on D's inputs"),
+    Penalty("instance_noise", D_INPUT, add_instance_noise, DEFAULT_NOISE_STD, "noise std",
+            "Gaussian noise on D's inputs (in a run's config: augment.noise)"),
     Penalty("wgan_clip", D_CONSTRAINT, clip_weights_, 0.01, "clip bound", "WGAN weight clipping of D",
             lipschitz=True),
 ]}

@@ -9,12 +9,13 @@ Each group is an Optuna study of its own (named ``<study>:<group>``), so a Bayes
 one group's trials only and each group has its own parameter importances. ``create`` puts ``trials``
 waiting trials into each; for the Sobol and grid samplers their parameters are fixed there (the
 same Sobol points, or the whole grid, in every group: paired comparisons), for the others the
-sampler chooses them when a worker starts the trial. Workers claim waiting trials one at a time (a
-storage transaction makes a claim exclusive), train every seed and report the objective, so a study
+sampler chooses them when a worker starts the trial. Workers claim waiting trials one at a time
+(``study.ask()`` under a study-wide lock), train every seed and report the objective, so a study
 ends with exactly as many trials as were queued. A worker beats a heartbeat into its trial; before
 claiming, every worker fails the trials whose worker is dead (same machine) or silent for longer
 than the grace period, and queues each again with the same parameters: the new trial resumes the
-old trial's run directories from their last checkpoints.
+old trial's run directories from their last checkpoints. Everything goes through Optuna's public API;
+``ganscape.study.leases`` says how claim, heartbeat, retry and exactly-once completion map onto it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import itertools
 import math
 import os
 import socket
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,22 +32,12 @@ from pathlib import Path
 
 import yaml
 
-from ganscape.config import load_config
 from ganscape.errors import CheckpointError, ConfigError, ConfigWarning, DivergenceError, GanscapeError
+from ganscape.study.leases import (GRACE_S, HEARTBEAT_S, INTERRUPTED, Heartbeat, _optuna, claim, claim_lock, fail,
+                                   fail_stale_trials, finish, requeue)
 from ganscape.study.spec import Param, StudySpec, parse_spec
 
-HEARTBEAT_S = 15.0
-GRACE_S = 120.0
 POLL_S = 2.0
-
-
-def _optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("studies run on Optuna: pip install 'optuna>=4.0'.") from None
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # ganscape reports what matters itself
-    return optuna
 
 
 @dataclass
@@ -184,7 +174,7 @@ def create(spec: StudySpec, out: Path, storage: str = "journal") -> StudyDir:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConfigWarning)
                 try:
-                    load_config(spec.base, spec.trial_overrides(group, params, 0))
+                    spec.trial_config(group, params, 0)
                 except ConfigError as err:
                     raise ConfigError(f"group {group_label(group)}: {err}") from None
     fresh = not folder.path.exists()
@@ -237,97 +227,6 @@ def group_folder(group: dict) -> str:
 # ---------------------------------------------------------------- workers
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def last_beat(trial) -> float:
-    """When the trial's worker last said it was alive (claiming the trial counts as a beat)."""
-    return trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else 0.0)
-
-
-def lost_worker(trial, grace_s: float = GRACE_S) -> str | None:
-    """Why the running ``trial``'s worker counts as dead: its process is gone (seen from the same machine) or
-    it has been silent for longer than ``grace_s``; None while it lives."""
-    worker = trial.user_attrs.get("worker") or {}
-    if worker.get("host") == socket.gethostname() and worker.get("pid") and not _alive(int(worker["pid"])):
-        return f"process {worker['pid']} is gone"
-    silent = time.time() - last_beat(trial)
-    return f"no heartbeat for {silent:.0f} s" if silent > grace_s else None
-
-
-def fail_stale_trials(study, grace_s: float = GRACE_S) -> list[int]:
-    """Fail the running trials whose worker died (on this machine) or went silent, and queue each again
-    with its parameters and run directories. Returns the numbers of the trials failed here."""
-    optuna = _optuna()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if lost_worker(trial, grace_s) is None:
-            continue
-        if requeue(study, trial, "its worker stopped (killed or lost)"):
-            failed.append(trial.number)
-    return failed
-
-
-def requeue(study, trial, reason: str) -> bool:
-    """Fail a running trial with ``reason`` and queue it again with its parameters and run directories;
-    False when it had finished meanwhile (another worker failed it first, and queued it again)."""
-    optuna = _optuna()
-    try:  # a finished trial takes no more attributes: say why first, then fail it
-        study._storage.set_trial_user_attr(trial._trial_id, "failure", reason)
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
-    failed = study._storage.get_trial(trial._trial_id)
-    params = failed.params or failed.system_attrs.get("fixed_params", {})  # lost before it drew its parameters
-    kept = {k: v for k, v in failed.user_attrs.items() if k in ("group", "group_label", "run_prefix")}
-    study.enqueue_trial(params, user_attrs=kept | {"retry_of": trial.number})
-    return True
-
-
-def claim(study):
-    """A waiting trial of the study, claimed by this worker (None when none waits)."""
-    optuna = _optuna()
-    study._thread_local.cached_all_trials = None
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-        try:
-            if study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.RUNNING):
-                return optuna.Trial(study, frozen._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
-class Heartbeat:
-    """Writes the time into the trial's user attributes every ``every`` seconds, from a thread."""
-
-    def __init__(self, study, trial_id: int, every: float = HEARTBEAT_S):
-        self.study, self.trial_id, self.every = study, trial_id, every
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while not self.stop.wait(self.every):
-            try:
-                self.study._storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
-            except Exception:  # noqa: BLE001 - a missed beat is not fatal; the next one may get through
-                pass
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-
 def suggest(trial, spec: StudySpec) -> dict:
     """The searched parameters of ``trial`` (sorted by name, so the sampler sees one fixed space)."""
     params = {}
@@ -357,8 +256,8 @@ def reduce_log(rows: list[dict], spec: StudySpec) -> float:
 def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: int = 0) -> float:
     """Train every seed of the trial (resuming the runs a failed attempt left) and return the mean objective.
     The trial records each seed's value, wall time and run directory (relative to the study's ``runs/``)."""
-    from ganscape.training.loop import train
-    from ganscape.training.run import RunDir, read_metrics
+    from ganscape import runs as lifecycle
+    from ganscape.store.rundir import read_metrics
 
     optuna = _optuna()
     attrs = trial.user_attrs
@@ -367,23 +266,17 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
     trial.set_user_attr("run_prefix", prefix)
     values, walls, runs = [], [], []
     for seed in range(spec.seeds):
-        overrides = spec.trial_overrides(attrs["group"], params, seed) + [
-            f"run.root={(folder.runs / prefix).parent}", f"run.name={Path(prefix).name}-seed-{seed}",
-            f"train.device={device}",
-            "log.tensorboard=false"] + ([f"train.threads={threads}"] if threads else [])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConfigWarning)
-            cfg = load_config(spec.base, overrides)
-        run = RunDir(folder.runs / f"{prefix}-seed-{seed}")
+        run = lifecycle.RunDir(folder.runs / f"{prefix}-seed-{seed}")
         wait_until_free(run)
         tic = time.perf_counter()
         pruning = _pruner_callback(trial, spec, seed) if spec.pruning else None
         try:
-            if run.config_path.exists() and list(run.checkpoints.glob("step_*.safetensors")):
-                summary = train(run.read_config([f"train.device={device}"]), run, resume=True, progress=False,
-                                on_evaluation=pruning)
+            if run.config_path.exists() and run.list_checkpoints():  # a failed attempt's run: continued
+                summary = lifecycle.resume(run, settings={"train.device": device}, progress=False,
+                                           on_evaluation=pruning).summary
             else:
-                summary = train(cfg, RunDir.create(cfg), progress=False, on_evaluation=pruning)
+                summary = lifecycle.start(trial_config(spec, attrs["group"], params, seed, run, device, threads),
+                                          progress=False, on_evaluation=pruning).summary
             diverged = False
         except DivergenceError:
             summary, diverged = {"stopped": False}, True
@@ -399,6 +292,15 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
     trial.set_user_attr("wall_s", walls)
     trial.set_user_attr("run_dirs", runs)
     return sum(values) / len(values)  # a diverged seed's infinite value makes the trial's infinite too
+
+
+def trial_config(spec: StudySpec, group: dict, params: dict, seed: int, run, device: str, threads: int):
+    """The config of one seed of a trial, placed in ``run`` and on ``device`` (TensorBoard off: a study has many)."""
+    placement = {"run.root": str(run.path.parent), "run.name": run.path.name, "train.device": device,
+                 "log.tensorboard": False} | ({"train.threads": threads} if threads else {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)
+        return spec.trial_config(group, params, seed, placement)
 
 
 def wait_until_free(run, poll_s: float = POLL_S) -> None:
@@ -434,50 +336,54 @@ def worker(folder: StudyDir, device: str = "cpu", threads: int = 0, heartbeat_s:
     the number of trials this worker completed."""
     optuna = _optuna()
     spec, studies = load_studies(folder)
+    lock = claim_lock(folder.read()[1], folder.path, spec.name)
     me = {"host": socket.gethostname(), "pid": os.getpid()}
     done, turn = 0, 0
     while True:
         for _, study in studies:
             for number in fail_stale_trials(study, grace_s):
                 log(f"{study.study_name} trial {number}: its worker stopped; queued again")
-        trial = None
-        for i in range(len(studies)):
-            study = studies[(turn + i) % len(studies)][1]
-            trial = claim(study)
-            if trial is not None:
-                turn += i + 1
-                break
+        with lock:
+            study, trial, turn = claim_next(studies, turn)
         if trial is None:
             if not any(s.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) for _, s in studies):
                 return done
             time.sleep(POLL_S)
             continue
         trial.set_user_attr("worker", me)
-        trial.set_user_attr("heartbeat", time.time())
         name = f"{trial.user_attrs['group_label']}, trial {trial.number}"
         log(f"{name} started")
-        with Heartbeat(study, trial._trial_id, heartbeat_s):
+        value = None
+        with Heartbeat(trial, heartbeat_s):
             try:
                 value = run_trial(trial, spec, folder, device, threads)
-                study.tell(trial, value)
+                told, outcome = finish(study, trial, value), f"done: {spec.objective.metric} {value:.6g}"
             except KeyboardInterrupt:
                 with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # given up meanwhile
                     trial.set_user_attr("heartbeat", time.time())  # the attempt's compute counts until now
-                requeue(study, trial, "its worker was interrupted (Ctrl-C)")
+                requeue(study, trial, INTERRUPTED)
                 log(f"{name}: interrupted; queued again, to resume from its last checkpoint")
                 raise
-            except optuna.exceptions.UpdateFinishedTrialError:  # failed by another worker: our heartbeat was late
-                log(f"{name} was given up by another worker meanwhile (no heartbeat for {grace_s:.0f} s); its "
-                    "retry carries on")
-                continue
+            except optuna.exceptions.UpdateFinishedTrialError:  # run_trial's writes refused: the trial was failed
+                told = False
             except optuna.TrialPruned:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                log(f"{name} pruned")
-                continue
+                told, outcome = finish(study, trial, state=optuna.trial.TrialState.PRUNED), "pruned"
             except GanscapeError as err:  # the trial's own fault (a config the group makes invalid): not retried
-                trial.set_user_attr("failure", str(err))
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                log(f"{name} failed: {err}")
-                continue
-        done += 1
-        log(f"{name} done: {spec.objective.metric} {value:.6g}")
+                told, outcome = fail(study, trial, str(err)), f"failed: {err}"
+        if not told:  # failed by another worker: our heartbeat was late
+            log(f"{name} was given up by another worker meanwhile (no heartbeat for {grace_s:.0f} s); its "
+                "retry carries on")
+            continue
+        done += value is not None  # pruned and failed trials raised before run_trial returned a value
+        log(f"{name} {outcome}")
+
+
+def claim_next(studies: list[tuple[dict, object]], turn: int) -> tuple[object, object, int]:
+    """(the study, a trial claimed in it, the next turn) from the first group, from ``turn`` on, where a
+    trial waits; (None, None, turn) when none waits."""
+    for i in range(len(studies)):
+        study = studies[(turn + i) % len(studies)][1]
+        trial = claim(study)
+        if trial is not None:
+            return study, trial, turn + i + 1
+    return None, None, turn

@@ -28,7 +28,8 @@ from matplotlib.figure import Figure
 from ganscape.errors import ConfigWarning
 from ganscape.plots import count_axis
 from ganscape.study.budget import expected_best, expected_best_curve
-from ganscape.study.engine import StudyDir, _optuna, last_beat, load_studies
+from ganscape.study.engine import StudyDir, _optuna, load_studies
+from ganscape.study.leases import last_beat
 from ganscape.study.spec import StudySpec
 
 TOP_FRACTION = 0.05

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ganscape.config import all_keys, find_preset, read_yaml
+from ganscape.config import Experiment, all_keys, find_preset, load_config, read_yaml
 from ganscape.errors import ConfigError, close_matches
 from ganscape.metrics import BETTER
 
@@ -80,11 +80,11 @@ class Param:
     args: Any
     keys: tuple[str, ...]
 
-    def overrides(self, value: Any) -> list[str]:
-        """``key=value`` for every key this parameter sets (each key of the chosen set, for settings)."""
+    def settings(self, value: Any) -> dict[str, Any]:
+        """The value of every key this parameter sets (each key of the chosen set, for settings)."""
         if self.kind == "settings":
-            return [f"{key}={v}" for key, v in self.args[value].items()]
-        return [f"{key}={value}" for key in self.keys]
+            return dict(self.args[value])
+        return {key: value for key in self.keys}
 
 
 @dataclass(frozen=True)
@@ -118,11 +118,20 @@ class StudySpec:
         keys = list(self.groups)
         return [dict(zip(keys, values)) for values in itertools.product(*self.groups.values())] or [{}]
 
-    def trial_overrides(self, group: dict, params: dict, seed: int) -> list[str]:
-        out = list(self.overrides) + [f"{key}={value}" for key, value in group.items()]
+    def trial_settings(self, group: dict, params: dict, seed: int) -> dict[str, Any]:
+        """The typed values a trial sets by dotted key, in the order they apply: the group's, each parameter's
+        (in the spec's order: a later one wins), the seed."""
+        settings = dict(group)
         for param in self.params:
-            out += param.overrides(params[param.name])
-        return out + [f"train.seed={seed}"]
+            settings.update(param.settings(params[param.name]))
+        return settings | {"train.seed": seed}
+
+    def trial_config(self, group: dict, params: dict, seed: int,
+                     placement: Mapping[str, Any] | None = None) -> Experiment:
+        """A trial's config: the base preset, the fixed overrides, then the trial's values and ``placement``
+        (where and how it runs: run.root, train.device, ...) as typed values, never written out as text."""
+        return load_config(self.base, list(self.overrides),
+                           settings=self.trial_settings(group, params, seed) | dict(placement or {}))
 
 
 # ---------------------------------------------------------------- reading a spec

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from ganscape.errors import CheckpointError, DivergenceError
-from ganscape.training.checkpoint import list_checkpoints, load_checkpoint
+from ganscape.store.checkpoint import list_checkpoints, load_checkpoint
 from ganscape.training.distributed import SINGLE, Processes
 from ganscape.training.state import GANState
 

@@ -30,12 +30,13 @@ from ganscape.data.images import LazyImages
 from ganscape.data.prefetch import Prefetching
 from ganscape.errors import ConfigError, GanscapeWarning, silence_stdout
 from ganscape.metrics import VALUES
-from ganscape.metrics.evaluate import Evaluator, write_result
+from ganscape.metrics.evaluate import Evaluator, evaluate_and_write
 from ganscape.objectives.objective import Objective
+from ganscape.store.rundir import MetricsLog, RunDir, read_metrics
 from ganscape.training.best import BestScores
+from ganscape.training.d_input_pictures import save_augmented_reals, save_p_curve
 from ganscape.training.distributed import SINGLE, Processes, any_process, broadcast
 from ganscape.training.divergence import LossMonitor, check_state
-from ganscape.training.run import MetricsLog, RunDir, read_metrics
 from ganscape.training.sampling import save_samples
 from ganscape.training.snapshots import resume_state, save_state
 from ganscape.training.speed import precision_flags
@@ -50,11 +51,8 @@ def evaluate(state: GANState, evaluator: Evaluator, cfg: Experiment, run: RunDir
     generators = {"eval": (state.sampler, False)} | ({"eval_raw": (state.G, True)} if raw and cfg.eval.raw else {})
     results = {}
     for prefix, (G, is_raw) in generators.items():
-        tic = time.perf_counter()
-        values = evaluator(G)
-        protocol = evaluator.protocol() | {"generator": "raw" if is_raw or not raw else "ema",
-                                           "seconds": time.perf_counter() - tic}
-        write_result(run.eval_result(state.step, is_raw), {"step": state.step, "values": values, "protocol": protocol})
+        values, *_ = evaluate_and_write(evaluator, G, state.step, "raw" if is_raw or not raw else "ema",
+                                        run.eval_result(state.step, is_raw))
         results |= {f"{prefix}/{k}": v for k, v in values.items()}
     return results
 
@@ -190,7 +188,7 @@ def catch_up(state: GANState, data, evaluator: Evaluator | None, cfg: Experiment
     (or stopped by a full disk or Ctrl-C) after a checkpoint but before them gets them now, so its log
     equals that of a run never stopped."""
     step = state.step
-    if cfg.log.samples_every and step % cfg.log.samples_every == 0 and not (run.samples / f"step_{step:08d}.png").exists():
+    if cfg.log.samples_every and step % cfg.log.samples_every == 0 and not run.sample_picture(step).exists():
         attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
     evaluated = any(row["step"] == step and any(k.startswith("eval/") for k in row) for row in read_metrics(run))
     if evaluator is not None and step % cfg.eval.every == 0 and not evaluated:
@@ -257,6 +255,9 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
     monitor = LossMonitor()
     try:
         with stop_requests(run) as requests:
+            if main and state.step == 0 and state.d_input.active and is_image_data(data):  # what D sees
+                attempt("the augmented reals picture", 0, lambda: save_augmented_reals(
+                    state.d_input, data, derived_seed(cfg.train.seed, "augmented-reals"), run.augmented_reals_picture))
             if resume and main:  # under torchrun the others wait for process 0 at the first step: not abandoned
                 catch_up(state, data, evaluator, cfg, run, log, best, requests, abandonable=not processes.many)
             stopped = requests.stop and not processes.many  # Ctrl-C during the catch-up: no training now
@@ -285,6 +286,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                 if logging:
                     check_state(state, run.checkpoints, checked)
                     checked = step
+                    values |= state.d_input.logged()  # ADA's p, a number on the host
                     values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
                     step_time, steps_timed = 0.0, 0
                     if main:
@@ -298,6 +300,9 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     checked = step
                 if picturing:
                     attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
+                    if state.d_input.ada:
+                        attempt("the picture of ADA's p", step,
+                                lambda: save_p_curve(read_metrics(run), run.augment_picture))
                 if evaluating:
                     abandonable = not processes.many or step == last  # the others wait for process 0's evaluation
                     evaluation = evaluation_unless_stopped(state, evaluator, cfg, run, requests, abandonable)

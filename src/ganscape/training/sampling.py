@@ -1,4 +1,4 @@
-"""Generators out of a run: loading a checkpoint's generator, drawing samples, and sample pictures."""
+"""Generators out of a run: drawing samples and sample pictures (a checkpoint's generator: ``ganscape.runs``)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,11 @@ from torch import nn
 from ganscape.config import Experiment, from_dict
 from ganscape.data import build_dataset
 from ganscape.data.base import Dataset, is_image_data
-from ganscape.errors import CheckpointError
 from ganscape.metrics.evaluate import generated_batches
-from ganscape.nets import ModelSpec, build_generator
+from ganscape.nets import ModelSpec
 from ganscape.plots import plot_points, row_labels, sample_picture, save_png
-from ganscape.training.checkpoint import checkpoint_name, list_checkpoints
-from ganscape.training.run import MetricsLog, RunDir
-from ganscape.training.snapshots import load_run_checkpoint
+from ganscape.store.rundir import MetricsLog, RunDir
 from ganscape.training.state import GANState, derived_seed
-
-
-def checkpoint_path(run: RunDir, step: int | None) -> tuple[int, Path]:
-    """(step, path) of a run's checkpoint at ``step``, or of its newest one."""
-    if step is None:
-        return run.latest_checkpoint()
-    path = run.checkpoints / checkpoint_name(step)
-    if not path.is_file():
-        steps = ", ".join(str(s) for s, _ in list_checkpoints(run.checkpoints)) or "none"
-        raise CheckpointError(f"{run} has no checkpoint at step {step} (checkpoints: {steps}).")
-    return step, path
 
 
 def checkpoint_spec(state: dict, cfg: Experiment, path: Path, data: Dataset | None = None) -> ModelSpec:
@@ -38,30 +24,6 @@ def checkpoint_spec(state: dict, cfg: Experiment, path: Path, data: Dataset | No
     if state.get("spec") is not None:
         return ModelSpec.from_json(state["spec"], f"checkpoint {path}")
     return ModelSpec.of_run(cfg, data if data is not None else build_dataset(cfg))
-
-
-def load_run_generator(run: RunDir, step: int | None = None, ema: bool = True, device: str | torch.device = "cpu",
-                       data: Dataset | None = None) -> tuple[nn.Module, Experiment, int, ModelSpec]:
-    """The generator of a run's checkpoint (the newest, or at ``step``), in eval mode, built from the spec
-    in the checkpoint: the run's data set is not needed.
-
-    ``ema`` picks the EMA weights when the run kept them. Returns (G, config, step, spec).
-    """
-    cfg = run.read_config()
-    step, path = checkpoint_path(run, step)
-    state = load_run_checkpoint(path)
-    spec = checkpoint_spec(state, cfg, path, data)
-    G = build_generator(cfg.g, spec)
-    which = "G_ema" if ema and state["G_ema"] is not None else "G"
-    try:
-        G.load_state_dict(state[which])
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
-    bad = [name for name, t in state[which].items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:
-        raise CheckpointError(f"the generator ({which}) in checkpoint {path} has non-finite weights ({', '.join(bad[:3])}"
-                              f"): the run had diverged. Use an earlier checkpoint (--step).")
-    return G.to(device).eval(), cfg, step, spec
 
 
 def generate(G: nn.Module, n: int, cfg: Experiment, seed: int, device, num_classes: int = 0,
@@ -99,7 +61,7 @@ def save_samples(state: GANState, data: Dataset, cfg: Experiment, run: RunDir, l
     """
     device = next(state.G.parameters()).device
     seed = derived_seed(cfg.train.seed, "samples")
-    path = run.samples / f"step_{state.step:08d}.png"
+    path = run.sample_picture(state.step)
     which = "EMA generator" if state.ema is not None else "generator"
     if is_image_data(data):
         classes = grid_classes(state.spec.num_classes) if state.spec.num_classes else None

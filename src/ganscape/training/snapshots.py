@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from ganscape.config import Experiment, to_dict
 from ganscape.errors import CheckpointError
+from ganscape.store.checkpoint import load_checkpoint, prune_checkpoints, remove_stale_temporaries, save_checkpoint
+from ganscape.store.rundir import RunDir
 from ganscape.training.best import BestScores
-from ganscape.training.checkpoint import (checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
-                                          remove_stale_temporaries, save_checkpoint)
 from ganscape.training.distributed import SINGLE, Processes, gather
 from ganscape.training.divergence import check_state
-from ganscape.training.run import RunDir
 from ganscape.training.state import GANState
 
 
@@ -26,7 +24,7 @@ def save_state(state: GANState, cfg: Experiment, run: RunDir, best: BestScores, 
     """
     check_state(state, run.checkpoints, checked_since)
     streams = {shard: value for part in gather(state.stream_states(), processes) for shard, value in part.items()}
-    path = run.checkpoints / checkpoint_name(state.step)
+    path = run.checkpoint_file(state.step)
     if not processes.main:
         return path
     remove_stale_temporaries(run.checkpoints)
@@ -52,7 +50,7 @@ def resume_state(state: GANState, run: RunDir, from_step: int | None = None, mov
     (nothing is deleted; only where ``move_newer``: process 0 under torchrun). A corrupt newest
     checkpoint is refused with the newest intact one named.
     """
-    found = list_checkpoints(run.checkpoints)
+    found = run.list_checkpoints()
     if not found:
         raise CheckpointError(f"run directory {run.path} has no checkpoint in {run.checkpoints}.")
     if from_step is None:
@@ -77,7 +75,7 @@ def resume_state(state: GANState, run: RunDir, from_step: int | None = None, mov
         raise CheckpointError(f"checkpoint {path} does not match the run's config.yaml: {err}") from None
     newer = [p for s, p in found if s > step]
     if newer and move_newer:
-        aside = run.checkpoints / f"superseded-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside = run.superseded_folder()
         aside.mkdir()
         for p in newer:
             os.replace(p, aside / p.name)

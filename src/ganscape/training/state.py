@@ -1,10 +1,11 @@
 """The state of a training run: networks, optimizers, EMA, random streams and the step counter.
 
 All randomness of training is drawn from the generators held in ``GANState`` (data batches, latents,
-penalty and input noise) or from torch's global generator (initialisation), and all of them are
-stored in every checkpoint; logging, pictures and evaluation use their own fixed-seed generators and
-never touch the training streams. So a run is determined by its config, and a resumed run continues
-bit for bit as if it had never stopped (on the same hardware and thread count).
+penalty draws, the D-input pipeline's augmentation and noise) or from torch's global generator
+(initialisation), and all of them are stored in every checkpoint, with the D-input pipeline's own state
+(ADA's p); logging, pictures and evaluation use their own fixed-seed generators and never touch the
+training streams. So a run is determined by its config, and a resumed run continues bit for bit as if it
+had never stopped (on the same hardware and thread count).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import torch
 from torch import nn
 
 from ganscape.config import Experiment
+from ganscape.data.base import is_image_data
 from ganscape.errors import ConfigError, lookup
 from ganscape.nets import ModelSpec, build_discriminator, build_generator, mixes_samples
+from ganscape.objectives.d_input import DInput
 from ganscape.training.distributed import SINGLE, Processes, shards_of
 from ganscape.training.ema import EMA
 from ganscape.training.optim import OPTIMIZERS
@@ -103,7 +106,7 @@ class GANState:
     ema: EMA | None
     data_rng: torch.Generator
     latent_rng: torch.Generator
-    noise_rng: torch.Generator  # penalties and input noise
+    noise_rng: torch.Generator  # penalties and the D-input pipeline (augmentation, instance noise)
     spec: ModelSpec | None = None  # what the networks are built for; stored in checkpoints
     step: int = 0
     fused_d: bool = False  # D sees real and generated batches in one call (``Objective.d_totals``)
@@ -115,6 +118,7 @@ class GANState:
     total_shards: int = 1
     more_streams: list[Streams] = field(default_factory=list)
     processes: Processes = SINGLE
+    d_input: DInput = field(default_factory=DInput)  # what D sees of the batches (``objectives.d_input``)
 
     @property
     def streams(self) -> list[Streams]:
@@ -146,7 +150,7 @@ class GANState:
         return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.ema.model.state_dict() if self.ema else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng,
-                "spec": self.spec.to_json() if self.spec is not None else None}
+                "spec": self.spec.to_json() if self.spec is not None else None, "augment": self.d_input.state_dict()}
 
     @staticmethod
     def problems(state) -> list[str]:
@@ -176,6 +180,9 @@ class GANState:
         if not generators(rng, ("data", "latent", "noise", "torch")) or not isinstance(shards, list) \
                 or not all(generators(s) for s in shards):
             problems.append("rng does not hold the run's random generator states")
+        augment = state.get("augment")  # absent from checkpoints written before the D-input pipeline
+        if augment is not None and not (isinstance(augment, dict) and set(DInput().state_dict()) <= set(augment)):
+            problems.append("augment is not the D-input pipeline's state")
         return problems
 
     def load_state_dict(self, state: dict) -> None:
@@ -196,6 +203,8 @@ class GANState:
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+        if state.get("augment") is not None:
+            self.d_input.load_state_dict(state["augment"])
 
 
 def build_state(cfg: Experiment, data, device: torch.device, processes: Processes = SINGLE) -> GANState:
@@ -221,7 +230,23 @@ def build_state(cfg: Experiment, data, device: torch.device, processes: Processe
     shards = shards_of(processes, total)
     first, *more = [shard_streams(cfg.train.seed, shard, device) for shard in shards]
     fused_d = cfg.train.fused_d and not mixes_samples(D)
+    d_input = DInput.from_config(cfg.augment, is_image_data(data), summed_over(processes))
     return GANState(G, D, opt_g, opt_d, ema, first.data, first.latent, first.noise, spec, fused_d=fused_d,
                     precision=cfg.train.precision, channels_last=cfg.train.channels_last,
                     G_forward=compiled(G, cfg.train.compile), D_forward=compiled(D, cfg.train.compile),
-                    shards=tuple(shards), total_shards=total, more_streams=more, processes=processes)
+                    shards=tuple(shards), total_shards=total, more_streams=more, processes=processes,
+                    d_input=d_input)
+
+
+def summed_over(processes: Processes):
+    """A tensor summed over the processes of a torchrun run (itself in one process): what ADA's statistics
+    are, so that every process keeps the same p."""
+    if not processes.many:
+        return lambda tensor: tensor
+
+    def summed(tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        torch.distributed.all_reduce(tensor)
+        return tensor
+
+    return summed

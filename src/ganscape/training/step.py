@@ -7,14 +7,18 @@ torchrun, whose gradients are summed across processes before the optimizer steps
 ``training.distributed``). Each part's loss is divided by the number of parts in the update, so an
 update follows the gradient of one batch of ``accumulate * batch_size`` for networks without batch
 statistics (BigGAN's batch of 2048 is 8 x 256). What is minimised comes from ``Objective`` (the
-loss, the penalties with their weights, instance noise and weight constraints); this function only
-decides which batches each player sees and when each optimizer steps. It never reads a value back
-from the device: the loop does that at log steps.
+loss, the penalties with their weights and weight constraints); what D sees of each batch from the
+run's D-input pipeline ``state.d_input`` (augmentation, instance noise), which this function applies to
+the real and generated batches of D's updates and, differentiably, to the generated batch of G's update,
+and which observes D's logits on the reals after each D update (ADA). This function only decides which
+batches each player sees and when each optimizer steps. It never reads a value back from the device
+(the loop does that at log steps), except ADA's statistics, every ``augment.ada_interval`` D updates.
 
 The random streams are consumed in a fixed order, which resuming relies on: per D micro-batch and
 shard, a real batch (``Streams.data``), latents (``Streams.latent``), then from ``Streams.noise``
-the input noise of the real and of the generated batch and the penalties' own draws; per G
-micro-batch and shard, latents, then the input noise of the generated batch.
+the D-input pipeline's draws for the real and then for the generated batch (augmentation, then instance
+noise) and the penalties' own draws; per G micro-batch and shard, latents, then the pipeline's draws for
+the generated batch.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
 
     for _ in range(cfg.train.n_disc):
         state.opt_d.zero_grad(set_to_none=True)
-        d_parts, label_parts = [], []
+        d_parts, label_parts = [], []  # this update's
         for _ in range(parts):
             for streams in shard_streams:
                 real, labels = data.sample(batch, streams.data)
@@ -59,8 +63,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
                 with torch.no_grad(), networks:
                     fake = at_least_float32(state.G_forward(z, labels))
                 real = as_layout(real.to(device, non_blocking=True), state.channels_last)
-                real = objective.d_input(real, state.step, streams.noise)
-                fake = objective.d_input(fake, state.step, streams.noise)
+                real, fake = state.d_input.d_step(real, fake, state.step, streams.noise)
                 with networks:
                     d = objective.d_totals(state.D_forward, real, fake, labels, streams.noise, fused=state.fused_d,
                                            penalty_D=D)
@@ -71,6 +74,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
         state.opt_d.step()
         apply_constraints(D)
         objective.constrain(D)
+        state.d_input.observe([d.real_logits for d in d_parts])
 
     state.opt_g.zero_grad(set_to_none=True)
     g_parts = []
@@ -79,7 +83,9 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
         for labels, streams in label_parts:
             z = sample_latent(batch, latent.dim, latent.dist, streams.latent, device)
             with networks:
-                fake = objective.d_input(at_least_float32(state.G_forward(z, labels)), state.step, streams.noise)
+                fake = at_least_float32(state.G_forward(z, labels))
+            fake = state.d_input.g_step(fake, state.step, streams.noise)  # in float32, as in D's update
+            with networks:
                 g = objective.g_totals(G, state.D_forward(fake, labels))
             (g.total / weight).backward()
             g_parts.append(g)

@@ -111,11 +111,11 @@ def cmd_spectrum(args) -> int:
 
     from ganscape.dynamics.jacobian import complex_pairs
     from ganscape.dynamics.spectrum import plot_spectrum, run_spectrum
-    from ganscape.training.run import RunDir
+    from ganscape.runs import RunDir
 
     run = RunDir.open(args.run_dir)
     spectrum = run_spectrum(run, args.step, args.top, args.batch, args.device)
-    path = Path(args.plot) if args.plot else run.path / "dynamics" / f"spectrum_step_{spectrum.step:08d}.png"
+    path = Path(args.plot) if args.plot else run.spectrum_picture(spectrum.step)
     plot_spectrum(spectrum, path, f"{run.path.name}, step {spectrum.step}: Jacobian of the training field")
     if args.json:
         print(json.dumps({"run_dir": str(run), "step": spectrum.step, "parameters": spectrum.parameters,

@@ -1,4 +1,4 @@
-"""``ganscape export``, ``sample``, ``interpolate`` and ``fid``: trained generators as artifacts.
+"""``ganscape export``, ``sample``, ``interpolate``, ``fid`` and ``import``: trained generators as artifacts.
 
     ganscape export RUN_DIR [--step N] [--raw] [--with-discriminator] --out DIR [--push-to-hub OWNER/NAME]
     ganscape sample MODEL [--step N] --n N [--seed S] [--classes 0,3,7 | --per-class K] [--truncation T]
@@ -7,7 +7,8 @@
     ganscape fid A B [--metrics fid,kid,pr,is] [--samples N] [--out result.json] [--json] [--[no-]progress]
     ganscape import biggan-pytorch G.pth [--G-ema G_ema.pth] [--D D.pth] [--config PRESET] [key=value ...] --out DIR
 
-MODEL is an exported model folder, a run directory or a Hugging Face Hub repository id.
+MODEL is an exported model folder, a run directory or a Hugging Face Hub repository id. Loading and exporting are
+``ganscape.hub``'s; choosing and writing samples are ``ganscape.training.sample_files``'.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+from ganscape.runs import check_override_keys
 
 
 def _device(name: str):
@@ -30,56 +29,9 @@ def _device(name: str):
     return resolve_device(name)
 
 
-def write_samples(images, out: Path, labels=None, class_names: tuple[str, ...] = ()) -> str:
-    """Write samples where ``out`` says: a picture grid (.png, .jpg; with ``labels``, a class per row labelled
-    with its name from ``class_names`` or its index), an .npz (uint8 images N x H x W x C, or float points, and
-    int64 labels), or a folder of PNGs (a path ending in / or an existing folder)."""
-    from ganscape.errors import ConfigError
-    from ganscape.metrics.features import to_uint8
-    from ganscape.plots import class_rows, row_labels, sample_picture, save_png
-
-    suffix = out.suffix.lower()
-    is_image = images.ndim == 4
-    if suffix == ".npz":
-        arrays = {"images": to_uint8(images).permute(0, 2, 3, 1).numpy()} if is_image \
-            else {"points": images.float().numpy()}
-        if labels is not None:
-            arrays["labels"] = labels.numpy()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, **arrays)
-        return f"{len(images)} samples in {out}"
-    if not is_image:
-        raise ConfigError(f"this generator makes points of shape {tuple(images.shape[1:])}, not images; write them "
-                          "to an .npz or a scatter picture (.png).")
-    if suffix in IMAGE_SUFFIXES:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if labels is None:
-            save_png(sample_picture(images, columns=min(len(images), 8)), out)
-            return f"a grid of {len(images)} samples in {out}"
-        tiles, columns, classes = class_rows(images, labels)
-        save_png(sample_picture(tiles, columns, labels=row_labels(classes, class_names)), out)
-        return f"a grid of {len(images)} samples in {out}, a class per row"
-    if suffix and not out.is_dir():
-        raise ConfigError(f"--out {out}: give a picture (.png, .jpg), an .npz, or a folder (ending in /).")
-    from PIL import Image
-
-    out.mkdir(parents=True, exist_ok=True)
-    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()
-    for i, image in enumerate(pixels):
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(out / f"{i:06d}.png")
-    if labels is not None:
-        (out / "labels.csv").write_text("file,label\n" + "".join(f"{i:06d}.png,{int(y)}\n" for i, y in
-                                                                 enumerate(labels)))
-    return f"{len(images)} PNG files in {out}"
-
-
-def _class_list(text: str | None) -> list[str] | None:
-    return [item.strip() for item in text.split(",") if item.strip()] if text else None
-
-
 def cmd_export(args) -> int:
     from ganscape.hub import export_run, load_folder
-    from ganscape.training.run import RunDir
+    from ganscape.runs import RunDir
 
     run = RunDir.open(args.run_dir)
     out = export_run(run, args.out, args.step, args.raw, args.with_discriminator)
@@ -94,7 +46,7 @@ def sampled_model(model: str, device: str, step: int | None):
     that step (a run directory only: an exported model holds one set of weights)."""
     from ganscape.errors import ConfigError
     from ganscape.hub import CONFIG, load_generator, run_model
-    from ganscape.training.run import RunDir
+    from ganscape.runs import RunDir
 
     if step is None:
         return load_generator(model, _device(device))
@@ -105,47 +57,18 @@ def sampled_model(model: str, device: str, step: int | None):
     return run_model(RunDir.open(path), step, device=_device(device))[0]
 
 
-def sample_labels(model, n: int, classes: str | None, per_class: int | None, picture: bool):
-    """(number of samples, their classes or None) for ``sample``: K of every class with --per-class, the
-    --classes in turn, or every class in turn (a picture shows at most 10 classes, spread over all)."""
-    import torch
-
-    from ganscape.errors import ConfigError
-    from ganscape.training.sampling import grid_classes
-
-    if classes and per_class:
-        raise ConfigError("give --classes or --per-class, not both.")
-    if per_class:
-        if not model.spec.num_classes:
-            raise ConfigError("--per-class needs a class-conditional generator.")
-        return per_class * model.spec.num_classes, torch.arange(model.spec.num_classes).repeat_interleave(per_class)
-    if classes:
-        chosen = model.class_labels(_class_list(classes))
-    elif model.spec.num_classes:
-        chosen = grid_classes(model.spec.num_classes) if picture else torch.arange(model.spec.num_classes)
-    else:
-        return n, None
-    return n, chosen[torch.arange(n) % len(chosen)]
-
-
 def cmd_sample(args) -> int:
-    from ganscape.training.sampling import points_picture
+    from ganscape.training.sample_files import is_picture, sample_labels, write_samples, write_scatter
 
     model = sampled_model(args.model, args.device, args.step)
     out = Path(args.out)
-    picture = out.suffix.lower() in IMAGE_SUFFIXES
+    picture = is_picture(out)
     n, labels = sample_labels(model, args.n, args.classes, args.per_class, picture)
     if args.standing_stats:
         model.standing_statistics(args.standing_stats, args.batch_size, seed=args.seed + 1, truncation=args.truncation)
     images = model.sample(n, seed=args.seed, labels=labels, truncation=args.truncation, batch_size=args.batch_size)
     if picture and len(model.spec.shape) == 1:  # 2-D points: a scatter picture over the data set's points
-        provenance = model.config.get("provenance") or {}
-        data = (provenance.get("data") or {}).get("name", "2-D points")
-        title = f"{provenance.get('run', Path(model.source).name)} ({data}), step {provenance.get('step', '?')}: " \
-                f"{n} samples"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        points_picture(images, model.config, title, out)
-        print(f"wrote a scatter picture of {n} samples in {out}")
+        print(f"wrote {write_scatter(model, images, out)}")
     else:
         print(f"wrote {write_samples(images, out, labels, model.spec.class_names)}")
     return 0
@@ -154,36 +77,22 @@ def cmd_sample(args) -> int:
 def cmd_interpolate(args) -> int:
     from ganscape.errors import ConfigError
     from ganscape.hub import load_generator
-    from ganscape.plots import sample_picture, save_png
+    from ganscape.training.sample_files import class_list, write_interpolation
 
     model = load_generator(args.model, _device(args.device))
     if len(model.spec.shape) != 3:
         raise ConfigError("interpolations are pictures of images; this generator makes points.")
-    classes = _class_list(args.classes)
+    classes = class_list(args.classes)
     images = model.interpolate(args.steps, args.seed, args.rows, tuple(classes) if classes else None, args.truncation)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".gif":
-        from PIL import Image
-
-        frames = images.view(args.rows, args.steps, *images.shape[1:]).transpose(0, 1)
-        pictures = [Image.fromarray(sample_picture(frame, columns=args.rows)) for frame in frames]
-        pictures += pictures[-2:0:-1]  # back again, so the loop has no jump
-        pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=args.frame_ms, loop=0)
-        print(f"wrote {len(pictures)} frames to {out}")
-    elif out.suffix.lower() in IMAGE_SUFFIXES:
-        save_png(sample_picture(images, columns=args.steps), out)
-        print(f"wrote {args.rows} rows of {args.steps} steps to {out}")
-    else:
-        raise ConfigError(f"--out {out}: give a picture (.png) or an animation (.gif).")
+    print(f"wrote {write_interpolation(images, args.rows, args.steps, Path(args.out), args.frame_ms)}")
     return 0
 
 
 def cmd_fid(args) -> int:
-    from ganscape.cli import check_override_keys
     from ganscape.config import load_config
+    from ganscape.hub import open_images
     from ganscape.jsonio import json_value, write_json
-    from ganscape.metrics.compare import compare, open_image_set
+    from ganscape.metrics.compare import compare
 
     check_override_keys(args.overrides, ("metrics.",), "in ganscape fid: only the metrics' settings apply")
     settings = load_config(None, [*args.overrides]).metrics  # metrics.* settings, validated as in a config
@@ -191,8 +100,8 @@ def cmd_fid(args) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     # With --json, stdout carries the JSON object alone: every other line (ours or a library's) goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        first = open_image_set(args.first, args.samples, args.resolution, args.seed, args.truncation, device)
-        second = open_image_set(args.second, args.samples, args.resolution, args.seed + 1, args.truncation, device)
+        first = open_images(args.first, args.samples, args.resolution, args.seed, args.truncation, device)
+        second = open_images(args.second, args.samples, args.resolution, args.seed + 1, args.truncation, device)
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         result = compare(first, second, metrics, args.samples, settings, device, progress=progress)
         print(f"{result['protocol']['first']} against {result['protocol']['second']}:")
@@ -216,10 +125,10 @@ def cmd_import(args) -> int:
     return 0
 
 
-def add_model_parsers(commands: argparse._SubParsersAction) -> None:
-    """Register ``export``, ``sample``, ``interpolate``, ``fid`` and ``import`` on the command's subparsers."""
-    model_help = "an exported model folder, a run directory, or a Hugging Face Hub repository id (owner/name)"
+MODEL_HELP = "an exported model folder, a run directory, or a Hugging Face Hub repository id (owner/name)"
 
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export", help="export a run's generator as a model folder (Hugging Face layout)",
         description="Write config.json, model.safetensors (the EMA generator, or --raw), optionally "
@@ -234,6 +143,8 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     export.set_defaults(func=cmd_export)
 
+
+def _add_import_parser(commands: argparse._SubParsersAction) -> None:
     importer = commands.add_parser(
         "import", help="convert weights trained elsewhere (BigGAN-PyTorch) into a model folder",
         description="Convert the state dicts that BigGAN-PyTorch saves (G.pth, G_ema.pth, D.pth) into a model folder "
@@ -254,13 +165,15 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     importer.add_argument("--out", required=True, help="the model folder to write")
     importer.set_defaults(func=cmd_import)
 
+
+def _add_sample_parser(commands: argparse._SubParsersAction) -> None:
     sample = commands.add_parser(
         "sample", help="draw samples of a trained generator",
         description="Write samples of MODEL to --out: a grid picture (.png; enlarged to at least 512 pixels, a "
                     "class per row for a conditional model; 2-D points: a scatter picture), a folder of PNG files (a "
                     "path ending in /; torch-fidelity and clean-fid read it), or an .npz of uint8 images (key "
                     "'images', and 'labels' for a conditional model). The same --seed gives the same samples.")
-    sample.add_argument("model", metavar="MODEL", help=model_help)
+    sample.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     sample.add_argument("--out", required=True)
     sample.add_argument("--n", type=int, default=64, help="samples (default: %(default)s)")
     sample.add_argument("--seed", type=int, default=0, help="latent seed (default: %(default)s)")
@@ -277,12 +190,14 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     sample.set_defaults(func=cmd_sample)
 
+
+def _add_interpolate_parser(commands: argparse._SubParsersAction) -> None:
     interpolate = commands.add_parser(
         "interpolate", help="interpolate between latents (or classes) of a trained generator",
         description="Each row goes from one latent to another (spherical interpolation for normal latents), or, "
                     "with --classes A,B, keeps its latent and moves from class A to class B. --out: a .png strip "
                     "(rows x steps) or an animated .gif.")
-    interpolate.add_argument("model", metavar="MODEL", help=model_help)
+    interpolate.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     interpolate.add_argument("--out", required=True)
     interpolate.add_argument("--steps", type=int, default=8, help="samples per row (default: %(default)s)")
     interpolate.add_argument("--rows", type=int, default=4, help="interpolations (default: %(default)s)")
@@ -293,6 +208,8 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     interpolate.add_argument("--device", default="auto")
     interpolate.set_defaults(func=cmd_interpolate)
 
+
+def _add_fid_parser(commands: argparse._SubParsersAction) -> None:
     fid = commands.add_parser(
         "fid", help="FID (and KID, precision/recall, IS) between two sets of images",
         description="Score set A against the reference B under one recorded protocol. Each is a folder or zip of "
@@ -316,3 +233,12 @@ def add_model_parsers(commands: argparse._SubParsersAction) -> None:
     fid.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars on stderr (default: when stderr is a terminal)")
     fid.set_defaults(func=cmd_fid)
+
+
+def add_model_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``export``, ``import``, ``sample``, ``interpolate`` and ``fid`` on the command's subparsers."""
+    _add_export_parser(commands)
+    _add_import_parser(commands)
+    _add_sample_parser(commands)
+    _add_interpolate_parser(commands)
+    _add_fid_parser(commands)

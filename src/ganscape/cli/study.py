@@ -6,13 +6,14 @@
     ganscape study report DIR
     ganscape study best DIR [--group G] --out FILE   (the best trial's config as a preset)
     ganscape study worker DIR [--device D]      (what 'run' starts; also to add a machine to a study)
+
+The work is ``ganscape.study``'s (engine, queue, report, best); here are the options and the printing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,44 +38,19 @@ def cmd_create(args) -> int:
     return 0
 
 
-def _counts(studies) -> dict[str, int]:
-    """Trials by state over every group."""
-    from ganscape.study.engine import _optuna
-
-    states = [t.state for _, study in studies for t in study.get_trials(deepcopy=False)]
-    return {state.name: states.count(state) for state in _optuna().trial.TrialState}
-
-
-def top_up(studies, spec, per_group: int) -> int:
-    """Queue trials until every group has ``per_group`` besides its failed ones; returns how many were queued."""
-    from ganscape.study.engine import enqueue
-
-    added = 0
-    for group, study in studies:
-        have = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name != "FAIL")
-        if per_group > have:
-            enqueue(study, spec, group, per_group - have)
-            added += per_group - have
-    return added
-
-
-def _done_and_total(studies) -> tuple[int, int]:
-    """(trials finished, trials the study will have finished): failed attempts aside, as their retries count."""
-    counts = _counts(studies)
-    return counts["COMPLETE"] + counts["PRUNED"], sum(counts.values()) - counts["FAIL"]
-
-
 def follow_progress(studies, procs, poll_s: float = 2.0) -> None:
     """Show the trials done out of all and an estimate of the time left until the workers exit: a bar on a
     terminal, otherwise a line per finished trial (for logs)."""
     from tqdm import tqdm
 
-    done, total = _done_and_total(studies)
+    from ganscape.study.queue import done_and_total
+
+    done, total = done_and_total(studies)
     start, tic = done, time.perf_counter()
     with tqdm(total=total, initial=done, desc="trials", unit="trial", disable=not sys.stderr.isatty()) as bar:
         while any(p.poll() is None for p in procs):
             time.sleep(poll_s)
-            now_done, bar.total = _done_and_total(studies)
+            now_done, bar.total = done_and_total(studies)
             bar.update(now_done - done)
             if bar.disable:
                 for n in range(done + 1, now_done + 1):
@@ -91,9 +67,9 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_run(args) -> int:
-    from ganscape.study.report import write_report
-
     from ganscape.study.engine import load_studies
+    from ganscape.study.queue import start_workers, top_up, trial_counts
+    from ganscape.study.report import write_report
 
     folder = _folder(args.dir)
     spec, studies = load_studies(folder)
@@ -104,20 +80,13 @@ def cmd_run(args) -> int:
     devices = [d.strip() for d in args.devices.split(",")] if args.devices else ["cpu"] * args.workers
     workers = args.workers if not args.devices else len(devices)
     logs = folder.path / "logs"
-    logs.mkdir(exist_ok=True)
-    procs = []
-    for i in range(workers):
-        device = devices[i % len(devices)]
-        log = open(logs / f"worker-{i}.log", "a")
-        procs.append(subprocess.Popen([sys.executable, "-m", "ganscape", "study", "worker", str(folder.path),
-                                       "--device", device, "--threads", str(args.threads)],
-                                      stdout=log, stderr=subprocess.STDOUT))
+    procs = start_workers(folder.path, [devices[i % len(devices)] for i in range(workers)], args.threads, logs)
     print(f"{workers} worker(s) on {', '.join(devices[:workers])}; logs in {logs} (pids "
           f"{', '.join(str(p.pid) for p in procs)})", flush=True)
     tic = time.perf_counter()
     follow_progress(studies, procs)
     codes = [p.returncode for p in procs]
-    counts = _counts(studies)
+    counts = trial_counts(studies)
     print(f"{counts.get('COMPLETE', 0)} trial(s) complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} "
           f"failed, {counts.get('WAITING', 0)} waiting, in {time.perf_counter() - tic:.0f} s")
     if any(codes):
@@ -137,14 +106,15 @@ def cmd_worker(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from ganscape.study.engine import last_beat, lost_worker
+    from ganscape.study.leases import last_beat, lost_worker
+    from ganscape.study.queue import trial_counts
     from ganscape.study.report import best_of, gather, groups_of
 
     folder = _folder(args.dir)
     spec, rows, studies = gather(folder)
     running = [(trial, lost_worker(trial)) for _, study in studies
                for trial in study.get_trials(deepcopy=False) if trial.state.name == "RUNNING"]
-    counts = _counts(studies) | {"DEAD": sum(1 for _, dead in running if dead)}
+    counts = trial_counts(studies) | {"DEAD": sum(1 for _, dead in running if dead)}
     counts["RUNNING"] -= counts["DEAD"]
     print(f"study {spec.name} ({folder.path}): "
           + ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
@@ -166,42 +136,11 @@ def cmd_status(args) -> int:
 
 def cmd_best(args) -> int:
     """Write the config of the best trial (of a group, or of all) as a preset for new runs."""
-    import warnings
+    from ganscape.study.best import write_best_preset
 
-    import yaml
-
-    from ganscape.config import run_settings, to_dict
-    from ganscape.errors import ConfigError, ConfigWarning
-    from ganscape.study.engine import group_folder, group_label
-    from ganscape.study.report import best_of, gather, groups_of
-    from ganscape.training.run import RunDir
-
-    folder = _folder(args.dir)
-    spec, rows, _ = gather(folder)
-    groups = groups_of(rows, spec)
-    if args.group is not None:
-        named = {name: group_label(g) for g in spec.group_names() for name in (group_label(g), group_folder(g))}
-        if args.group not in named:
-            raise ConfigError(f"study {spec.name} has no group {args.group!r}; its groups: {'; '.join(groups)}.")
-        groups = {named[args.group]: groups[named[args.group]]}
-    best = best_of([t for trials in groups.values() for t in trials], spec)
-    if best is None:
-        which = f"group {next(iter(groups))}" if args.group is not None else "any group"
-        raise ConfigError(f"no trial of {which} has finished with a finite {spec.objective.metric} yet; see "
-                          f"'ganscape study status {folder.path}'.")
-    run = RunDir(folder.runs / best["run_dirs"][0])
-    if not run.config_path.is_file():
-        raise ConfigError(f"the best trial's run directory {run} is not on this machine; run this where the study "
-                          "folder holds the runs (a file system every worker mounts).")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConfigWarning)  # the study's configs were checked when it was made
-        cfg = run.read_config()
-    metric = f"{spec.objective.metric} {best['value']:.6g}"
-    header = (f"# The best trial of study {spec.name}: {best['group']}, trial {best['trial']} ({metric}, mean over "
-              f"{spec.seeds} seed(s)).\n# The config of its run {run.path.name}, without run.* (a new run's place).\n")
-    Path(args.out).write_text(header + yaml.safe_dump(run_settings(to_dict(cfg)), sort_keys=False))
-    over = "" if args.group is not None else f" (best of {len(groups)} group(s))"
-    print(f"best trial: {best['group']}, trial {best['trial']}, {metric}{over}; its config is in {args.out}")
+    best = write_best_preset(_folder(args.dir), Path(args.out), args.group)
+    over = "" if args.group is not None else f" (best of {best.groups} group(s))"
+    print(f"best trial: {best.group}, trial {best.trial}, {best.score}{over}; its config is in {args.out}")
     print(f"train it with: ganscape train {args.out}")
     return 0
 

@@ -1,25 +1,30 @@
-"""The run directory and what is logged into it.
+"""The run directory: every file name in it, its lock and its metrics log.
 
     RUN_DIR/
-      config.yaml      the fully resolved config; with the seed it determines the run
-      metrics.jsonl    one JSON object per logged step, appended
-      events/          TensorBoard event files (scalars and sample pictures)
-      samples/         sample pictures, step_XXXXXXXX.png
-      checkpoints/     step_XXXXXXXX.safetensors (see training/checkpoint.py), each with the config
-      eval/            evaluation results
-      .lock            held by the one process that trains the run (its PID inside)
+      config.yaml           the fully resolved config; with the seed it determines the run
+      metrics.jsonl         one JSON object per logged step, appended
+      events/               TensorBoard event files (scalars and sample pictures)
+      samples/              sample pictures, step_XXXXXXXX.png
+      checkpoints/          step_XXXXXXXX.safetensors (see store/checkpoint.py), each with the config;
+                            superseded-<time>/ holds those a resume from an earlier step moved aside
+      eval/                 evaluation results: step_XXXXXXXX[_raw][_truncation_T].json,
+                            truncation_sweep_step_XXXXXXXX.json and .png
+      dynamics/             spectrum_step_XXXXXXXX.png
+      augmented_reals.png   real images as the discriminator sees them (written at the start of a run)
+      augment_p.png         the adaptive augmentation probability over the steps
+      .lock                 held by the one process that trains the run (its PID inside)
 
-Integrity: ``config.yaml`` is checked against the config stored in the newest checkpoint before a run
-is resumed or evaluated, so a lost, truncated or edited file never turns a run into another
-experiment; one process at a time may train a run (an exclusive lock that the kernel releases when
-its holder dies); the metrics log is only appended to, and rewritten atomically when a resumed run
-forgets what was logged after its checkpoint.
+This floor knows no config: the config is read and written as text or a dict (``ganscape.runs`` turns it
+into an ``Experiment``). One process at a time may train a run (an exclusive lock that the kernel
+releases when its holder dies); the metrics log is only appended to, and rewritten atomically when a
+resumed run forgets what was logged after its checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import socket
 import time
@@ -28,45 +33,93 @@ from pathlib import Path
 
 import numpy as np
 
-from ganscape.config import RESUMABLE_KEYS, Experiment, config_differences, dump_yaml, from_dict, load_config
-from ganscape.errors import CheckpointError, ConfigError, GanscapeWarning
+from ganscape.errors import CheckpointError, GanscapeWarning
 from ganscape.jsonio import json_value
-from ganscape.training.checkpoint import list_checkpoints, read_checkpoint_config
+from ganscape.store.checkpoint import checkpoint_name, list_checkpoints, read_checkpoint_config, step_stem
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows: runs are not locked there
     fcntl = None
 
-RESTORE_HINT = "'ganscape resume {run} --restore-config' writes the checkpoint's config back (the file is kept beside)"
+CONFIG_NAME = "config.yaml"
+_STEP = re.compile(r"step_(\d+)")
+
+
+def step_in_name(name: str) -> int | None:
+    """The step a per-step file name holds (``step_00000040_raw.json`` -> 40), or None."""
+    found = _STEP.search(name)
+    return int(found.group(1)) if found else None
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` looks like a run directory (a config.yaml or a checkpoints folder in it)."""
+    path = Path(path)
+    return (path / CONFIG_NAME).is_file() or (path / "checkpoints").is_dir()
+
+
+def eval_result_path(folder: str | Path, step: int, raw: bool = False, truncation: float | None = None) -> Path:
+    """Where an evaluation of the generator at ``step`` is written in ``folder``'s ``eval/`` (a run directory or
+    an exported model folder); ``raw``: of the raw generator; ``truncation``: of latents truncated to it."""
+    suffix = ("_raw" if raw else "") + (f"_truncation_{truncation:g}" if truncation is not None else "")
+    return Path(folder) / "eval" / f"{step_stem(step)}{suffix}.json"
+
+
+def truncation_sweep_path(folder: str | Path, step: int) -> Path:
+    """The truncation sweep of the generator at ``step`` in ``folder``'s ``eval/`` (JSON; its picture: same stem)."""
+    return Path(folder) / "eval" / f"truncation_sweep_{step_stem(step)}.json"
 
 
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.config_path = self.path / "config.yaml"
+        self.config_path = self.path / CONFIG_NAME
         self.metrics_path = self.path / "metrics.jsonl"
         self.events = self.path / "events"
         self.samples = self.path / "samples"
         self.checkpoints = self.path / "checkpoints"
         self.eval = self.path / "eval"
+        self.dynamics = self.path / "dynamics"
         self.lock_path = self.path / ".lock"
+        self.augmented_reals_picture = self.path / "augmented_reals.png"
+        self.augment_picture = self.path / "augment_p.png"
         self._lock_fd: int | None = None
 
     def __str__(self) -> str:
         return str(self.path)
 
-    @classmethod
-    def create(cls, cfg: Experiment) -> "RunDir":
-        """Make a fresh run directory for ``cfg``, take its lock and write the resolved config into it.
+    # ---------------------------------------------------------------- per-step file names
 
-        The lock is held until ``release`` (``train`` releases it when it ends), so no other process
-        can start, resume or overwrite this run meanwhile.
-        """
-        root = Path(cfg.run.root)
+    def checkpoint_file(self, step: int) -> Path:
+        return self.checkpoints / checkpoint_name(step)
+
+    def sample_picture(self, step: int) -> Path:
+        return self.samples / f"{step_stem(step)}.png"
+
+    def eval_result(self, step: int, raw: bool = False, truncation: float | None = None) -> Path:
+        """Where the evaluation of the checkpoint at ``step`` is written (``raw``: of the raw generator)."""
+        return eval_result_path(self.path, step, raw, truncation)
+
+    def truncation_sweep_result(self, step: int) -> Path:
+        return truncation_sweep_path(self.path, step)
+
+    def spectrum_picture(self, step: int) -> Path:
+        return self.dynamics / f"spectrum_{step_stem(step)}.png"
+
+    def superseded_folder(self) -> Path:
+        """A new folder name for checkpoints moved aside by a resume from an earlier step."""
+        return self.checkpoints / f"superseded-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    # ---------------------------------------------------------------- making and opening
+
+    @classmethod
+    def make(cls, root: str | Path, name: str | None, stem: str) -> "RunDir":
+        """Make the run directory ``root/name`` (or, without a name, a new ``root/stem[-N]``), take its lock and
+        make its folders. A named directory that already holds checkpoints is refused."""
+        root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
-        if cfg.run.name:
-            run = cls(root / cfg.run.name)
+        if name:
+            run = cls(root / name)
             run.path.mkdir(parents=True, exist_ok=True)
             run.acquire()
             if list_checkpoints(run.checkpoints):
@@ -75,7 +128,6 @@ class RunDir:
                     f"run directory {run} already holds checkpoints; continue it with "
                     f"'ganscape resume {run}' or choose another run.name.")
         else:
-            stem = f"{cfg.data.name}-{cfg.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
             for n in range(1, 10_000):
                 run = cls(root / (stem if n == 1 else f"{stem}-{n}"))
                 try:
@@ -86,7 +138,6 @@ class RunDir:
             run.acquire()
         for folder in (run.samples, run.checkpoints, run.eval):
             folder.mkdir(parents=True, exist_ok=True)
-        run.write_config(cfg)
         return run
 
     @classmethod
@@ -130,20 +181,29 @@ class RunDir:
         if list_checkpoints(self.checkpoints) or read_log(self.metrics_path):
             return
         self.release()
-        for name in ("config.yaml", ".lock", "metrics.jsonl"):
-            (self.path / name).unlink(missing_ok=True)
+        for path in (self.config_path, self.lock_path, self.metrics_path, self.augmented_reals_picture):
+            path.unlink(missing_ok=True)
         for folder in (self.samples, self.checkpoints, self.eval, self.events, self.path):
             try:
                 folder.rmdir()  # only when empty
             except OSError:
                 pass
 
-    # ---------------------------------------------------------------- the config
+    # ---------------------------------------------------------------- the config, as text and as stored
 
-    def write_config(self, cfg: Experiment) -> None:
-        tmp = self.config_path.with_name(f".config.yaml.{os.getpid()}.tmp")
-        tmp.write_text(dump_yaml(cfg))
+    def write_config_text(self, text: str) -> None:
+        """Replace config.yaml with ``text`` atomically."""
+        tmp = self.config_path.with_name(f".{CONFIG_NAME}.{os.getpid()}.tmp")
+        tmp.write_text(text)
         os.replace(tmp, self.config_path)
+
+    def keep_config_aside(self) -> Path | None:
+        """Move config.yaml to config.yaml.replaced-<time> (before it is rewritten); returns where, or None."""
+        if not self.config_path.exists():
+            return None
+        kept = self.config_path.with_name(f"{CONFIG_NAME}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(self.config_path, kept)
+        return kept
 
     def checkpoint_config(self) -> tuple[int, dict] | None:
         """(step, config) stored in the newest checkpoint that has one; None without checkpoints."""
@@ -153,81 +213,29 @@ class RunDir:
                 return step, stored
         return None
 
-    def read_config(self, overrides: list[str] = ()) -> Experiment:
-        """The run's config with ``overrides``, after checking ``config.yaml`` against the newest checkpoint.
+    # ---------------------------------------------------------------- checkpoints
 
-        A missing, empty or unreadable ``config.yaml``, or one that differs from the checkpoint's config
-        in a key that changes the run, is refused with the difference and how to recover.
-        """
-        stored = self.checkpoint_config()
-        where = f"{self.config_path}"
-        if not self.config_path.is_file():
-            problem = "is missing"
-        elif not self.config_path.read_bytes().strip():
-            problem = "is empty"
-        else:
-            problem = None
-        if problem is None:
-            try:
-                cfg = load_config(self.config_path, overrides, written=True)
-            except ConfigError as err:
-                if stored is None or (overrides and self._readable()):
-                    raise  # the overrides are at fault, or there is nothing to restore from
-                problem = f"cannot be read ({err})"
-        if problem is not None:
-            if stored is None:
-                raise CheckpointError(f"{where} {problem}, and the run has no checkpoint that holds its config.")
-            raise CheckpointError(f"{where} {problem}. The run's config is stored in its checkpoint of step "
-                                  f"{stored[0]}: " + RESTORE_HINT.format(run=self.path) + ".")
-        if stored is not None:
-            differences = config_differences(from_dict(stored[1]), cfg, ignore=RESUMABLE_KEYS)
-            if differences:
-                shown = "; ".join(f"{key}: {ours!r} in config.yaml, {theirs!r} in the checkpoint"
-                                  for key, theirs, ours in differences[:5])
-                more = f" (and {len(differences) - 5} more)" if len(differences) > 5 else ""
-                raise CheckpointError(f"{where} differs from the config the run was trained with (checkpoint of "
-                                      f"step {stored[0]}): {shown}{more}. A run's config is fixed once it has "
-                                      "started; " + RESTORE_HINT.format(run=self.path) + ".")
-        return cfg
-
-    def _readable(self) -> bool:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                load_config(self.config_path, written=True)
-        except ConfigError:
-            return False
-        return True
-
-    def restore_config(self) -> Path | None:
-        """Write the newest checkpoint's config to ``config.yaml``, keeping the old file beside it.
-
-        Returns where the old file was kept (None when there was none).
-        """
-        stored = self.checkpoint_config()
-        if stored is None:
-            raise CheckpointError(f"{self.path} has no checkpoint that holds a config to restore.")
-        kept = None
-        if self.config_path.exists():
-            kept = self.config_path.with_name(f"config.yaml.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(self.config_path, kept)
-        self.write_config(from_dict(stored[1]))
-        return kept
-
-    # ---------------------------------------------------------------- checkpoints and results
-
-    def eval_result(self, step: int, raw: bool = False) -> Path:
-        """Where the evaluation of the checkpoint at ``step`` is written (``raw``: of the raw generator)."""
-        return self.eval / f"step_{step:08d}{'_raw' if raw else ''}.json"
+    def list_checkpoints(self) -> list[tuple[int, Path]]:
+        return list_checkpoints(self.checkpoints)
 
     def latest_checkpoint(self) -> tuple[int, Path]:
-        found = list_checkpoints(self.checkpoints)
+        found = self.list_checkpoints()
         if not found:
             raise CheckpointError(
                 f"run directory {self.path} has no checkpoint in {self.checkpoints}: it stopped before its first. "
                 f"Start it again, with its config, name and place: ganscape train {shlex.quote(str(self.path))} "
                 f"run.root={shlex.quote(str(self.path.parent))} run.name={shlex.quote(self.path.name)}")
         return found[-1]
+
+    def checkpoint_at(self, step: int | None) -> tuple[int, Path]:
+        """(step, path) of the checkpoint at ``step``, or of the newest one (None)."""
+        if step is None:
+            return self.latest_checkpoint()
+        path = self.checkpoint_file(step)
+        if not path.is_file():
+            steps = ", ".join(str(s) for s, _ in self.list_checkpoints()) or "none"
+            raise CheckpointError(f"{self} has no checkpoint at step {step} (checkpoints: {steps}).")
+        return step, path
 
 
 def read_log(path: Path) -> list[dict]:
@@ -251,6 +259,13 @@ def read_log(path: Path) -> list[dict]:
     return records
 
 
+def write_log(path: Path, records: list[dict]) -> None:
+    """Replace a JSON-lines log with ``records`` in one rename, so a crash leaves the old log or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(json.dumps(record) + "\n" for record in records))
+    os.replace(tmp, path)
+
+
 class MetricsLog:
     """Appends scalars to metrics.jsonl and, optionally, TensorBoard."""
 
@@ -272,14 +287,9 @@ class MetricsLog:
         return self._writer
 
     def _drop_entries_after(self, step: int) -> None:
-        """On resume, forget what was logged after the checkpoint we continue from: the kept records go to
-        a new file that replaces the log in one rename, so a crash leaves the old log or the new one."""
-        if not self.path.exists():
-            return
-        kept = [record for record in read_log(self.path) if record["step"] <= step]
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(record) + "\n" for record in kept))
-        os.replace(tmp, self.path)
+        """On resume, forget what was logged after the checkpoint we continue from."""
+        if self.path.exists():
+            write_log(self.path, [record for record in read_log(self.path) if record["step"] <= step])
 
     def write(self, step: int, values: dict) -> None:
         record = {"step": step, **{k: json_value(v) for k, v in values.items()}}

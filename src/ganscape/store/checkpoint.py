@@ -35,8 +35,13 @@ READABLE_FORMATS = ("ganscape-checkpoint-1", FORMAT)  # format 1: no checksums
 _NAME = re.compile(r"^step_(\d+)\.safetensors$")
 
 
+def step_stem(step: int) -> str:
+    """The stem every per-step file of a run is named with (checkpoints, pictures, results): step_XXXXXXXX."""
+    return f"step_{step:08d}"
+
+
 def checkpoint_name(step: int) -> str:
-    return f"step_{step:08d}.safetensors"
+    return f"{step_stem(step)}.safetensors"
 
 
 def _encode(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:

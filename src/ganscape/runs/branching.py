@@ -15,18 +15,17 @@ random streams).
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ganscape.config import RESUMABLE_KEYS, Experiment, RunConfig, config_differences, resolve, to_dict
 from ganscape.errors import CheckpointError, ConfigError
-from ganscape.training.checkpoint import checkpoint_name, save_checkpoint
+from ganscape.runs.rundir import RunDir
+from ganscape.store.checkpoint import save_checkpoint
+from ganscape.store.rundir import read_log, step_in_name, write_log
 from ganscape.training.optim import hyperparameters
-from ganscape.training.run import RunDir, read_log
-from ganscape.training.sampling import checkpoint_path
 from ganscape.training.snapshots import load_run_checkpoint
 
 _OPTIMIZER_SETTINGS = ("lr", "beta1", "beta2", "eps", "alpha")
@@ -45,7 +44,7 @@ class Branch(NamedTuple):
 
 def branch_run(parent_dir: str | Path, out: str | Path, overrides: list[str], step: int | None = None) -> Branch:
     """Create the run ``out`` from the checkpoint of the run in ``parent_dir`` at ``step`` (default: its newest),
-    under the parent's config with ``overrides``. Continue it with ``train(branch.cfg, branch.run, resume=True)``."""
+    under the parent's config with ``overrides``. ``ganscape.runs.branch`` creates and trains it."""
     placed = [item for item in overrides if item.partition("=")[0].strip().startswith("run.")]
     if placed:
         raise ConfigError(f"{placed[0]!r}: a branch's run directory is given with --out, and its parent is recorded "
@@ -55,7 +54,7 @@ def branch_run(parent_dir: str | Path, out: str | Path, overrides: list[str], st
     cfg = resolve(to_dict(base), overrides)
     changes = config_differences(base, cfg)
     check_branchable(changes)
-    step, path = checkpoint_path(parent, step)
+    step, path = parent.checkpoint_at(step)
     if cfg.train.steps <= step:
         raise ConfigError(f"the branch starts at step {step} and train.steps is {cfg.train.steps}: give "
                           f"train.steps=N with N > {step} for it to train.")
@@ -64,10 +63,11 @@ def branch_run(parent_dir: str | Path, out: str | Path, overrides: list[str], st
         raise CheckpointError(f"{target} already exists; give --out a new folder (a branch never writes into "
                               "another run).")
     state = load_run_checkpoint(path)
-    cfg.run = RunConfig(str(target.parent), target.name, parent=str(parent.path.resolve()), parent_step=step)
+    cfg = replace(cfg, run=RunConfig(str(target.parent), target.name, parent=str(parent.path.resolve()),
+                                     parent_step=step))
     run = RunDir.create(cfg)
     try:
-        save_checkpoint(run.checkpoints / checkpoint_name(step), inherited_state(state, cfg))
+        save_checkpoint(run.checkpoint_file(step), inherited_state(state, cfg))
         copy_history(parent, run, step)
     except BaseException:
         run.discard_if_unused()
@@ -101,15 +101,11 @@ def inherited_state(state: dict, cfg: Experiment) -> dict:
     return state
 
 
-_STEP = re.compile(r"step_(\d+)")
-
-
 def copy_history(parent: RunDir, run: RunDir, step: int) -> None:
     """The parent's log records, sample pictures and evaluation results up to ``step``, into the branch."""
-    records = [record for record in read_log(parent.metrics_path) if record["step"] <= step]
-    run.metrics_path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    write_log(run.metrics_path, [record for record in read_log(parent.metrics_path) if record["step"] <= step])
     for source, target in ((parent.samples, run.samples), (parent.eval, run.eval)):
         for path in sorted(source.glob("*")) if source.is_dir() else []:
-            found = _STEP.search(path.name)
-            if path.is_file() and found and int(found.group(1)) <= step:
+            at = step_in_name(path.name)
+            if path.is_file() and at is not None and at <= step:
                 shutil.copy2(path, target / path.name)

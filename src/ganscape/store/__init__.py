@@ -1,0 +1,1 @@
+"""The storage floor: checkpoint files, the run directory's layout, downloads; no config knowledge."""
