@@ -10,7 +10,9 @@ Plugins own their settings: a field whose metadata has ``plugins`` (a ``Plugins`
 dataclasses defined by the registry's entries themselves, e.g. ``NetConfig.settings`` is the chosen
 architecture's (``g.settings.attention`` for a BigGAN) and ``MetricsConfig`` has one section per metric
 with settings (``metrics.kid.subsets``). The registries are read lazily, inside functions, so importing
-this module imports no registry (they import ``ganscape.config`` themselves); it imports only ``coerce``.
+this module imports no registry (metrics import ``ganscape.config`` themselves). It imports ``coerce`` and
+the D-input pipeline's settings (``objectives.d_input.AugmentConfig``, a section of its own that imports
+no config module).
 """
 
 from __future__ import annotations
