@@ -24,7 +24,7 @@ from ganscape.config import load_config
 from ganscape.config.migrate import migrate
 from ganscape.config.values import describe_keys
 from ganscape.data import build_dataset
-from ganscape.errors import ConfigError
+from ganscape.errors import ConfigError, ConfigWarning
 from ganscape.nets import sample_latent
 from ganscape.objectives.d_input import AugmentConfig, DInput, instance_noise_to_augment
 from ganscape.objectives.objective import Objective
@@ -346,3 +346,24 @@ def test_two_processes_keep_the_p_of_one_process_with_two_shards(tmp_path, tiny_
     p_one, p_two = (load_checkpoint(tmp_path / "runs" / name / "checkpoints" / checkpoint_name(3))["augment"]["p"]
                     for name in ("one", "two"))
     assert p_one == p_two != 0.3
+
+
+def test_augment_keys_the_chosen_augmentation_does_not_read_are_reported():
+    """A changed ``augment.*`` key that the chosen method ignores gives one warning naming it and the method that
+    reads it; the same key with that method, and defaults, give none (expected: the keys set by hand)."""
+    import warnings
+
+    def advice(*overrides):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_config(None, list(overrides))
+        return sorted(str(w.message) for w in caught if issubclass(w.category, ConfigWarning))
+
+    assert advice("augment.ada_target=0.5", "augment.policy=[color]") == [
+        "augment.ada_target has no effect without augment=ada (no augmentation is chosen).",
+        "augment.policy has no effect without augment=diffaugment (no augmentation is chosen)."]
+    assert advice("augment=diffaugment:color", "augment.ada_interval=8") == [
+        "augment.ada_interval has no effect without augment=ada (augment=diffaugment is chosen)."]
+    assert advice("augment=ada", "augment.ada_target=0.5", "augment.ada_groups=[blit]") == []
+    assert advice("augment=diffaugment", "augment.policy=[cutout]") == []
+    assert advice("augment=ada") == []

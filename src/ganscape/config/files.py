@@ -220,7 +220,19 @@ def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
                       "augment.noise (its std).")
     if cfg.penalty.pixel_scale != "data" and not any(penalties[n].gradient_penalty for n in names):
         advice.append(f"penalty.pixel_scale={cfg.penalty.pixel_scale} has no effect without a gradient penalty.")
-    return errors, advice
+    return errors, advice + _ignored_augment_keys(cfg.augment)
+
+
+def _ignored_augment_keys(augment) -> list[str]:
+    """Advice for ``augment.*`` keys changed from their defaults that the chosen augmentation does not read."""
+    default = type(augment)()
+    changed = [name for name in ("policy", "ada_p", "ada_target", "ada_interval", "ada_speed_images", "ada_groups")
+               if getattr(augment, name) != getattr(default, name)]
+    reader = {"policy": "diffaugment"}
+    ignored = [name for name in changed if reader.get(name, "ada") != augment.method]
+    return [f"augment.{name} has no effect without augment={reader.get(name, 'ada')}"
+            f"{f' (augment={augment.method} is chosen)' if augment.method else ' (no augmentation is chosen)'}."
+            for name in ignored]
 
 
 def _settings_problems(net: str, net_cfg) -> list[str]:
