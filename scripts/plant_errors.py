@@ -23,7 +23,9 @@ SRC = REPO / "src" / "ganscape"
 TESTS = ["tests/test_augment.py", "tests/test_step.py", "tests/test_d_input.py", "tests/test_penalties.py", "tests/test_losses.py",
          "tests/test_norms.py", "tests/test_landscape.py", "tests/test_study.py", "tests/test_modes.py", "tests/test_standing.py",
          "tests/test_biggan_layers.py", "tests/test_biggan.py", "tests/test_import_biggan_pytorch.py",
-         "tests/test_fast_step.py", "tests/test_training.py", "tests/test_distributed.py", "tests/test_data.py"]
+         "tests/test_fast_step.py", "tests/test_training.py", "tests/test_distributed.py", "tests/test_data.py",
+         "tests/test_budget_units.py", "tests/test_study_spaces.py", "tests/test_study_analysis.py",
+         "tests/test_study_best.py"]
 
 # (name, file under src/ganscape, exact text, replacement)
 ERRORS = [
@@ -316,6 +318,24 @@ ERRORS = [
     ("study: top-ups restart the Sobol sequence", "study/engine.py", "engine.fast_forward(start)", "pass"),
     ("study: JS divergence without its half", "metrics/modes.py", "return float((kl(p) + kl(q)) / 2)",
      "return float(kl(p) + kl(q))"),
+    # budgets in D updates, searched penalty weights, failed trials, best-so-far, best checkpoints
+    ("budget: D budget rounded down", "training/work.py", "return -(-d_updates // n_disc)",
+     "return d_updates // n_disc"),
+    ("budget: D updates counted as G updates", "training/work.py", '"d_updates": step * self.n_disc',
+     '"d_updates": step'),
+    ("budget: eval interval left in D updates", "training/work.py", "eval=replace(cfg.eval, every=steps(cfg.eval.every))",
+     "eval=cfg.eval"),
+    ("penalty weight: key ignored", "config/files.py",
+     "use[names.index(name)] = dataclasses.replace(use[names.index(name)], weight=weight)", "pass"),
+    ("study: lambda searched where no penalty is used", "study/spec.py",
+     "return Param(self.name, self.kind, self.args, keys) if keys else None",
+     "return Param(self.name, self.kind, self.args, keys or self.keys)"),
+    ("study: failed trials scored as the best", "study/report.py",
+     "failed = self.value if self.counted else math.nan", "failed = -math.inf if self.counted else math.nan"),
+    ("study: best-so-far takes the worst", "study/budget.py", "(np.fmin if minimize else np.fmax)",
+     "(np.fmax if minimize else np.fmin)"),
+    ("study: best step in the wrong direction", "study/engine.py",
+     'pick = min if spec.objective.direction == "minimize" else max', 'pick = max'),
 ]
 
 

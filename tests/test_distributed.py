@@ -75,8 +75,19 @@ def test_two_processes_train_what_one_process_trains_with_two_shards(tmp_path):
     assert len([r for r in rows if '"d_loss"' in r]) == 3
 
 
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def wait_until_gone(pids: list[int], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids), f"{pids} still run {timeout:.0f} s after SIGKILL"
+
+
 def test_a_two_process_run_killed_and_resumed_continues_exactly(tmp_path):
-    """SIGKILL to the whole torchrun process group once a checkpoint exists, then `torchrun ... resume`:
+    """SIGKILL to torchrun and its workers once a checkpoint exists, then `torchrun ... resume`:
     the final networks equal those of a 2-process run never killed, bit for bit."""
     common = MLP + ["train.steps=400", "checkpoint.every=100", "run.root=runs"]
     ganscape(["train", *common, "run.name=straight"], tmp_path, processes=2)
@@ -85,8 +96,11 @@ def test_a_two_process_run_killed_and_resumed_continues_exactly(tmp_path):
     deadline = time.monotonic() + 120
     while not list_checkpoints(tmp_path / "runs/killed/checkpoints") and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(victim.pid, signal.SIGKILL)
+    workers = children(victim.pid)  # torchrun starts each worker in a session of its own: not in its group
+    for pid in [victim.pid, *workers]:
+        os.kill(pid, signal.SIGKILL)
     victim.wait()
+    wait_until_gone(workers)  # a worker holds the run's lock until it is gone
     killed_at = list_checkpoints(tmp_path / "runs/killed/checkpoints")[-1][0]
     ganscape(["resume", "runs/killed"], tmp_path, processes=2)
     straight, resumed = final_state(tmp_path / "runs/straight"), final_state(tmp_path / "runs/killed")

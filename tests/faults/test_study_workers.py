@@ -23,6 +23,7 @@ import yaml
 
 from ganscape.cli import main
 from ganscape.study.engine import StudyDir, load_studies
+from ganscape.study.leases import LOST
 from ganscape.study.report import gather
 from ganscape.store.checkpoint import list_checkpoints, load_checkpoint
 from ganscape.runs import RunDir
@@ -50,16 +51,20 @@ def worker(folder: Path, log: Path) -> subprocess.Popen:
 
 
 def trial_in_progress(log: Path, folder: Path) -> tuple[str, int, Path] | None:
-    """The trial the worker writing ``log`` is running, once its run has a checkpoint: (group, number, run)."""
+    """The trial the worker writing ``log`` is running, once its run has a checkpoint: (group, number, run).
+    ``folder`` is the study folder; for a worker over several studies, whose log names each trial's study
+    folder ("cifar: loss=ns, trial 3 started"), the folder that holds those study folders."""
     lines = log.read_text().splitlines()
-    started = [re.search(r"\] (loss=\w+), trial (\d+) started$", line) for line in lines]
+    started = [re.search(r"\] (?:([\w.=-]+): )?(loss=\w+), trial (\d+) started$", line) for line in lines]
     started = [m for m in started if m]
     if not started:
         return None
-    group, number = started[-1].group(1), int(started[-1].group(2))
-    if any(f"] {group}, trial {number} done: " in line for line in lines):
+    study, group, number = started[-1].group(1), started[-1].group(2), int(started[-1].group(3))
+    name = f"{study}: {group}" if study else group
+    if any(f"] {name}, trial {number} done: " in line for line in lines):
         return None
-    run = RunDir(folder / "runs" / group / f"trial-{number:04d}-seed-0")
+    study_folder = folder / study if study else folder
+    run = RunDir(study_folder / "runs" / group / f"trial-{number:04d}-seed-0")
     return (group, number, run) if run.checkpoints.is_dir() and list_checkpoints(run.checkpoints) else None
 
 
@@ -171,6 +176,44 @@ def test_status_and_report_of_the_finished_study(journal_study, capsys):
     assert "| loss=ns | 3 | 0 |" in summary and "| loss=hinge | 3 | 0 |" in summary
     for name in ("budget_trials.png", "budget_compute.png", "top5.png", "scores.png"):
         assert (report / name).stat().st_size > 5_000, name
+
+
+def test_study_run_reaps_and_replaces_a_killed_worker_and_requeues_its_trial_at_once(tmp_path):
+    """Under 'study run', a worker SIGKILLed mid-trial is reaped (no zombie that looks alive), its trial is failed
+    and queued again within seconds (not after the 120 s heartbeat grace the workers run with), a replacement
+    worker starts on its device, the study completes with the requested trials, and 'study run' exits 0."""
+    spec_path = tmp_path / "replaced.yaml"
+    overrides = ["train.steps=400", "checkpoint.every=100", "checkpoint.keep=2", "eval.every=200", "eval.samples=500",
+                 "log.every=100", "log.samples_every=0"]
+    spec_path.write_text(yaml.safe_dump(SPEC | {"name": "replaced", "groups": {"loss": ["ns"]}, "overrides": overrides},
+                                        sort_keys=False))
+    folder = tmp_path / "study"
+    assert main(["study", "create", str(spec_path), "--out", str(folder)]) == 0
+    out = tmp_path / "run.out"
+    run = subprocess.Popen([sys.executable, "-m", "ganscape", "study", "run", str(folder), "--workers", "2"],
+                           stdout=open(out, "w"), stderr=subprocess.STDOUT)
+    victim_log, deadline = folder / "logs" / "worker-0.log", time.time() + 300
+    while not victim_log.exists() or (found := trial_in_progress(victim_log, folder)) is None:
+        assert run.poll() is None and time.time() < deadline, out.read_text()
+        time.sleep(0.05)
+    _, number, _ = found
+    [pid] = set(re.findall(r"\[[\d:]+ pid (\d+)\] ", victim_log.read_text()))
+    os.kill(int(pid), signal.SIGKILL)
+    killed_at = time.perf_counter()
+    [(_, study)] = load_studies(StudyDir(folder))[1]
+    while study.get_trials()[number].state.name == "RUNNING":
+        assert time.perf_counter() - killed_at < 10, "the killed worker's trial was not given back within 10 s"
+        time.sleep(0.1)
+    assert run.wait(timeout=600) == 0, out.read_text()
+    trials = study.get_trials()
+    assert trials[number].state.name == "FAIL" and trials[number].user_attrs["failure"] == LOST
+    assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 3 + ["FAIL"]
+    [retry] = [t for t in trials if t.user_attrs.get("retry_of") == number]
+    assert retry.state.name == "COMPLETE" and retry.params == trials[number].params
+    printed = out.read_text()
+    assert "3 trial(s) complete, 0 pruned, 1 failed, 0 waiting" in printed
+    assert "worker exit codes [-9, 0, 0], 1 worker(s) replaced" in printed and "report: " in printed
+    assert len(set(re.findall(r"\[[\d:]+ pid (\d+)\] ", victim_log.read_text()))) == 2  # the replacement's too
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -11,6 +11,8 @@
                                                  trained generators as artifacts (see cli/models.py)
     ganscape study create | run | status | report | best
                                                  hyperparameter studies on Optuna (see cli/study.py)
+    ganscape campaign create | run | status | report
+                                                 several studies on the same workers, one report (cli/campaign.py)
     ganscape config show [PRESET] [key=value ...] print the fully resolved config
     ganscape config keys [PREFIX]                list the config keys: type, default, description
     ganscape data download cifar10 [--root DIR]  fetch a data set's archive (checks its MD5)
@@ -30,6 +32,7 @@ import sys
 import warnings
 
 from ganscape import __version__
+from ganscape.cli.campaign import add_campaign_parser
 from ganscape.cli.common import EXIT_BROKEN_PIPE, EXIT_BUG, EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED
 from ganscape.cli.config import add_config_parser
 from ganscape.cli.data import add_data_parser
@@ -52,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(commands)
     add_model_parsers(commands)
     add_study_parser(commands)
+    add_campaign_parser(commands)
     add_dynamics_parser(commands)
     return parser
 

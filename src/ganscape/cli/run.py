@@ -39,7 +39,7 @@ def cmd_resume(args) -> int:
             print(f"restored {start.run.config_path} from the newest checkpoint"
                   + (f" (the old file is {start.restored})" if start.restored else ""))
         if start.finished:
-            print(f"{start.run} is already at step {start.step} of {start.cfg.train.steps}; raise train.steps=N to "
+            print(f"{start.run} is already at step {start.step} of {start.last_step}; raise train.steps=N to "
                   "train longer.")
         else:
             print(f"resuming {start.run} from step {start.step}", flush=True)

@@ -5,7 +5,9 @@
     ganscape study status DIR
     ganscape study report DIR
     ganscape study best DIR [--group G] --out FILE   (the best trial's config as a preset)
-    ganscape study worker DIR [--device D]      (what 'run' starts; also to add a machine to a study)
+    ganscape study export DIR [--group G] --out FOLDER   (the best trial's best checkpoint as a model)
+    ganscape study worker DIR [DIR ...] [--device D]   (what 'run' starts; also to add a machine to a study)
+    ganscape study dashboard DIR [--host H] [--port P]  (optuna-dashboard on the study's storage)
 
 The work is ``ganscape.study``'s (engine, queue, report, best); here are the options and the printing.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,26 +42,27 @@ def cmd_create(args) -> int:
     return 0
 
 
-def follow_progress(studies, procs, poll_s: float = 2.0) -> None:
-    """Show the trials done out of all and an estimate of the time left until the workers exit: a bar on a
-    terminal, otherwise a line per finished trial (for logs)."""
-    from tqdm import tqdm
+class ProgressLines:
+    """Shows the trials done out of all and an estimate of the time left, from ``supervise``'s progress calls: a
+    bar on a terminal, otherwise a line per finished trial (for logs)."""
 
-    from ganscape.study.queue import done_and_total
+    def __init__(self, done: int, total: int):
+        from tqdm import tqdm
 
-    done, total = done_and_total(studies)
-    start, tic = done, time.perf_counter()
-    with tqdm(total=total, initial=done, desc="trials", unit="trial", disable=not sys.stderr.isatty()) as bar:
-        while any(p.poll() is None for p in procs):
-            time.sleep(poll_s)
-            now_done, bar.total = done_and_total(studies)
-            bar.update(now_done - done)
-            if bar.disable:
-                for n in range(done + 1, now_done + 1):
-                    per_trial = (time.perf_counter() - tic) / (n - start)  # seconds, in this session
-                    print(f"trials done: {n}/{bar.total}, about {_duration(per_trial * (bar.total - n))} left",
-                          flush=True)
-            done = now_done
+        self.done, self.start, self.tic = done, done, time.perf_counter()
+        self.bar = tqdm(total=total, initial=done, desc="trials", unit="trial", disable=not sys.stderr.isatty())
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.update(done - self.done)
+        if self.bar.disable:
+            for n in range(self.done + 1, done + 1):
+                per_trial = (time.perf_counter() - self.tic) / (n - self.start)  # seconds, in this session
+                print(f"trials done: {n}/{total}, about {_duration(per_trial * (total - n))} left", flush=True)
+        self.done = done
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _duration(seconds: float) -> str:
@@ -68,7 +73,7 @@ def _duration(seconds: float) -> str:
 
 def cmd_run(args) -> int:
     from ganscape.study.engine import load_studies
-    from ganscape.study.queue import start_workers, top_up, trial_counts
+    from ganscape.study.queue import MAX_RESTARTS, done_and_total, supervise, top_up, trial_counts
     from ganscape.study.report import write_report
 
     folder = _folder(args.dir)
@@ -80,29 +85,56 @@ def cmd_run(args) -> int:
     devices = [d.strip() for d in args.devices.split(",")] if args.devices else ["cpu"] * args.workers
     workers = args.workers if not args.devices else len(devices)
     logs = folder.path / "logs"
-    procs = start_workers(folder.path, [devices[i % len(devices)] for i in range(workers)], args.threads, logs)
-    print(f"{workers} worker(s) on {', '.join(devices[:workers])}; logs in {logs} (pids "
-          f"{', '.join(str(p.pid) for p in procs)})", flush=True)
+    print(f"{workers} worker(s) on {', '.join(devices[:workers])}; logs in {logs}", flush=True)
     tic = time.perf_counter()
-    follow_progress(studies, procs)
-    codes = [p.returncode for p in procs]
+    progress = ProgressLines(*done_and_total(studies))
+    try:
+        run = supervise([folder.path], [devices[i % len(devices)] for i in range(workers)], args.threads, logs,
+                        on_progress=progress)
+    finally:
+        progress.close()
     counts = trial_counts(studies)
     print(f"{counts.get('COMPLETE', 0)} trial(s) complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} "
           f"failed, {counts.get('WAITING', 0)} waiting, in {time.perf_counter() - tic:.0f} s")
-    if any(codes):
-        print(f"worker exit codes {codes}; see {logs}", file=sys.stderr)
-    if counts.get("WAITING", 0) == 0 and counts.get("RUNNING", 0) == 0:
-        print(f"report: {write_report(folder)}")
-    return 0 if not any(codes) else 2
+    if any(run.exit_codes):
+        print(f"worker exit codes {run.exit_codes}, {run.restarts} worker(s) replaced; see {logs}")
+    if run.gave_up:
+        print(f"the worker on {', '.join(run.gave_up)} kept crashing ({MAX_RESTARTS} replacements); see {logs}",
+              file=sys.stderr)
+    if not run.completed:
+        print(f"trials remain unfinished; run 'ganscape study run {folder.path}' again", file=sys.stderr)
+        return 2
+    print(f"report: {write_report(folder)}")
+    return 0 if not run.gave_up else 2
 
 
 def cmd_worker(args) -> int:
     from ganscape.study.engine import worker
 
-    done = worker(_folder(args.dir), args.device, args.threads, args.heartbeat, args.grace,
+    done = worker([_folder(d) for d in args.dir], args.device, args.threads, args.heartbeat, args.grace,
                   log=lambda message: print(f"[{time.strftime('%H:%M:%S')} pid {os.getpid()}] {message}", flush=True))
     print(f"worker {os.getpid()}: {done} trial(s) completed; nothing left to claim", flush=True)
     return 0
+
+
+def dashboard_command(folder, host: str, port: int) -> list[str]:
+    """The ``optuna-dashboard`` command line for the study's storage: its journal file, or its database URL.
+    Raises ConfigError when optuna-dashboard is not installed."""
+    from ganscape.errors import ConfigError
+
+    executable = shutil.which("optuna-dashboard")
+    if executable is None:
+        raise ConfigError("optuna-dashboard is not installed (it is optional): pip install 'ganscape[dashboard]'.")
+    url = folder.read()[1]
+    storage = str((folder.path / "study.journal").resolve()) if url == "journal" else url
+    return [executable, storage, "--host", host, "--port", str(port)]
+
+
+def cmd_dashboard(args) -> int:
+    command = dashboard_command(_folder(args.dir), args.host, args.port)
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (one Optuna study per group; Ctrl-C stops it)",
+          flush=True)
+    return subprocess.call(command)
 
 
 def cmd_status(args) -> int:
@@ -145,6 +177,19 @@ def cmd_best(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Export the generator of the best trial's best checkpoint (of a group, or of all) as a model folder."""
+    from ganscape.study.best import export_best
+
+    chosen = export_best(_folder(args.dir), Path(args.out), args.group)
+    best = chosen.trial
+    which = "its best evaluation" if chosen.of_best_evaluation else "its newest checkpoint (the best was not kept)"
+    over = "" if args.group is not None else f" (best of {best.groups} group(s))"
+    print(f"best trial: {best.group}, trial {best.trial}, {best.score}{over}")
+    print(f"exported {best.run} at step {chosen.step}, {which}, to {args.out}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from ganscape.study.report import write_report
 
@@ -153,7 +198,8 @@ def cmd_report(args) -> int:
 
 
 def add_study_parser(commands: argparse._SubParsersAction) -> None:
-    study = commands.add_parser("study", help="hyperparameter studies (Optuna): create, run, status, report, best",
+    study = commands.add_parser("study",
+                                help="hyperparameter studies (Optuna): create, run, status, report, best, dashboard",
                                 description="The GAN Landscape's studies: groups compared over a search space, "
                                             "several seeds, FID (or any logged metric) at checkpoints, and the "
                                             "budget analysis.")
@@ -175,8 +221,10 @@ def add_study_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=int, default=1, help="CPU threads per worker (default: %(default)s)")
     run.set_defaults(func=cmd_run)
 
-    worker = actions.add_parser("worker", help="one worker: claim and run trials until none is left")
-    worker.add_argument("dir", metavar="DIR")
+    worker = actions.add_parser("worker", help="one worker: claim and run trials until none is left",
+                                description="Claim and run the trials of one study folder or several (a "
+                                            "campaign's), taking every folder's groups in turn, until none is left.")
+    worker.add_argument("dir", metavar="DIR", nargs="+", help="study folder(s)")
     worker.add_argument("--device", default="cpu")
     worker.add_argument("--threads", type=int, default=1)
     worker.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")
@@ -202,6 +250,15 @@ def add_study_parser(commands: argparse._SubParsersAction) -> None:
     report.add_argument("dir", metavar="DIR", help="the study folder")
     report.set_defaults(func=cmd_report)
 
+    dashboard = actions.add_parser(
+        "dashboard", help="start optuna-dashboard on the study's storage",
+        description="Start optuna-dashboard (pip install 'ganscape[dashboard]') on the study's storage, its "
+                    "journal file or its PostgreSQL database: one Optuna study per group, live.")
+    dashboard.add_argument("dir", metavar="DIR", help="the study folder")
+    dashboard.add_argument("--host", default="127.0.0.1", help="the address to serve on (default: %(default)s)")
+    dashboard.add_argument("--port", type=int, default=8080, help="the port to serve on (default: %(default)s)")
+    dashboard.set_defaults(func=cmd_dashboard)
+
     best = actions.add_parser(
         "best", help="write the best trial's config as a preset for 'ganscape train'",
         description="Write the config of the study's best completed trial (over all groups, or of --group) to "
@@ -213,3 +270,16 @@ def add_study_parser(commands: argparse._SubParsersAction) -> None:
                            "runs' folder (loss=ns-penalty=none)")
     best.add_argument("--out", required=True, metavar="FILE", help="the preset to write (YAML)")
     best.set_defaults(func=cmd_best)
+
+    export = actions.add_parser(
+        "export", help="export the best trial's best checkpoint as a model folder",
+        description="Export the generator of the study's best completed trial (over all groups, or of --group) "
+                    "as a model folder, as 'ganscape export' does: its first seed's run at the checkpoint of its "
+                    "best evaluation, which every trial keeps (or its newest, where the objective is the last "
+                    "evaluation). Load it with ganscape.load_generator or 'ganscape sample'.")
+    export.add_argument("dir", metavar="DIR", help="the study folder")
+    export.add_argument("--group", metavar="G",
+                        help="a group as 'ganscape study status' names it (e.g. 'loss=ns, penalty=none') or as its "
+                             "runs' folder (loss=ns-penalty=none)")
+    export.add_argument("--out", required=True, metavar="FOLDER", help="the model folder to write")
+    export.set_defaults(func=cmd_export)

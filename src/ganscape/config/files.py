@@ -2,7 +2,9 @@
 
 A config is resolved in three layers: the dataclass defaults (the default job), then a YAML preset,
 then command-line overrides. ``load_config`` validates the result and refuses unknown keys, unknown
-choices, wrong types and out-of-range values, before any work starts.
+choices, wrong types and out-of-range values, before any work starts. ``penalty.<name>.weight`` (e.g.
+``penalty.wgan_gp.weight=10``, a key a study can search) sets the weight of that term of ``penalty.use``
+once the layers are merged; the resolved config holds it in ``penalty.use`` only.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any, Mapping
 import yaml
 
 from ganscape.config.migrate import migrate
-from ganscape.config.schema import (ARCHITECTURE_SETTINGS, Experiment, decoded_datasets, norm_registry,
+from ganscape.config.coerce import coerce
+from ganscape.config.schema import (ARCHITECTURE_SETTINGS, Experiment, PenaltyConfig, decoded_datasets, norm_registry,
                                     penalty_registry)
-from ganscape.config.values import REPLACED_KEYS, fields_of, from_dict, invalid_config, to_dict, validate
+from ganscape.config.values import (REPLACED_KEYS, fields_of, from_dict, invalid_config, penalty_weight_key, to_dict,
+                                    validate, weighted_penalties, written)
 from ganscape.errors import ConfigError, ConfigWarning, close_matches
 from ganscape.store.rundir import CONFIG_NAME
 
@@ -124,7 +128,10 @@ def expand_shorthands(tree: Mapping, cls: type = Experiment) -> dict:
         value = out[f.name]
         section_keys = {field.name for field in dataclasses.fields(tp)}
         section_keys |= {key.partition(".")[2] for key in REPLACED_KEYS if key.startswith(f.name + ".")}
-        if not isinstance(value, Mapping) or not (set(value) & section_keys):  # penalty=r1, penalty={r1: 1}
+        # penalty=r1, penalty={r1: 1}; a mapping value is a section of its own (penalty: {r1: {weight: 2}})
+        sections = isinstance(value, Mapping) and (set(value) & section_keys
+                                                   or any(isinstance(item, Mapping) for item in value.values()))
+        if not sections:
             out[f.name] = {shorthand: value}
     return out
 
@@ -289,7 +296,9 @@ def resolve(tree: Mapping, overrides: list[str] = (), settings: Mapping[str, Any
     problems: list[str] = []
     # each layer in today's keys before they merge, so an old key and its new name override each other
     layers = [migrate(tree), migrate(parse_overrides(list(overrides))), migrate(settings_tree(settings or {}))]
-    cfg = from_dict(merge(merge(layers[0], layers[1]), layers[2]), problems=problems)
+    merged, weights = split_penalty_weights(merge(merge(layers[0], layers[1]), layers[2]), problems)
+    cfg = from_dict(merged, problems=problems)
+    problems += set_penalty_weights(cfg, weights)
     problems += validate(cfg)
     if not problems:
         errors, advice = check_combinations(cfg)
@@ -299,6 +308,61 @@ def resolve(tree: Mapping, overrides: list[str] = (), settings: Mapping[str, Any
     if problems:
         raise ConfigError(invalid_config(problems))
     return cfg
+
+
+def split_penalty_weights(tree: Mapping, problems: list[str]) -> tuple[dict, dict[str, Any]]:
+    """``tree`` without its ``penalty.<name>.weight`` keys, and those weights by penalty name (as written).
+
+    A weight key names one term of ``penalty.use``, so it applies once the layers are merged (the term may
+    come from another layer). Malformed keys (an unknown penalty, a key other than weight) go to ``problems``.
+    """
+    penalty = tree.get("penalty")
+    if not isinstance(penalty, Mapping):
+        return dict(tree), {}
+    fields = {f.name for f in dataclasses.fields(PenaltyConfig)}
+    sections = {name: value for name, value in penalty.items() if name not in fields and isinstance(value, Mapping)}
+    weights, known = {}, weighted_penalties()
+    for name, section in sections.items():
+        key = penalty_weight_key(name)
+        if name in penalty_registry() and name not in known:  # instance noise: a stage of the D-input pipeline
+            problems.append(f"{key}: {name} transforms D's inputs, and a run's config holds it in augment.* (instance "
+                            "noise: augment.noise=STD).")
+        elif name not in known:
+            hint = close_matches(str(name), known)
+            guess = f" Did you mean {penalty_weight_key(hint[0])!r}?" if hint else ""
+            problems.append(f"{key}: unknown penalty {name!r}.{guess} Valid: {', '.join(sorted(known))}.")
+        elif set(section) != {"weight"}:
+            extra = ", ".join(sorted(str(k) for k in section if k != "weight"))
+            problems.append(f"penalty.{name}: a penalty's only key is its weight ({key}=W)"
+                            + (f", not {extra}." if extra else "."))
+        else:
+            weights[name] = section["weight"]
+    rest = {name: value for name, value in penalty.items() if name not in sections}
+    return {**tree, "penalty": rest}, weights
+
+
+def set_penalty_weights(cfg: Experiment, weights: Mapping[str, Any]) -> list[str]:
+    """Set the weight of each named term of ``cfg.penalty.use`` (in place); the problems, each saying the fix."""
+    problems, use = [], list(cfg.penalty.use)
+    names = [term.name for term in use]
+    for name, raw in weights.items():
+        key = penalty_weight_key(name)
+        try:
+            weight = coerce(raw, float, key)
+        except ConfigError as err:
+            problems.append(str(err))
+            continue
+        if weight <= 0:
+            meaning = penalty_registry()[name].weight_meaning
+            problems.append(f"{key} must be > 0, got {weight!r} (it is {name}'s {meaning}; to turn {name} off, leave "
+                            "it out of penalty.use).")
+        elif name not in names:
+            listed = ",".join(written(term) for term in use) or "none"
+            problems.append(f"{key}: {name} is not in penalty.use ({listed}); add it with penalty={name}:W.")
+        else:
+            use[names.index(name)] = dataclasses.replace(use[names.index(name)], weight=weight)
+    cfg.penalty.use = use
+    return problems
 
 
 def dump_yaml(cfg: Experiment) -> str:

@@ -142,6 +142,8 @@ LATENT_DISTRIBUTIONS = {"normal": "N(0, I)", "uniform": "U(-1, 1)"}
 SPLITS = {"train": "training images", "test": "held-out images (FID reference, reconstruction error)"}
 CROPS = {"resize": "resize the short side to data.resolution, then centre-crop a square",
          "center": "centre-crop data.resolution pixels without rescaling (LSUN in the GAN Landscape)"}
+TRAIN_UNITS = {"g": "train.steps and the step intervals count generator updates",
+               "d": "they count discriminator updates, the GAN Landscape's unit: G updates every n_disc-th D update"}
 
 
 @dataclass
@@ -262,14 +264,24 @@ class PenaltyConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = field(default=3000, metadata={"min": 1, "help": "generator updates"})
+    """How long and how a run trains. ``unit`` says what ``steps`` and the step intervals (``ema_start``,
+    ``log.every``, ``log.samples_every``, ``eval.every``, ``checkpoint.every``) count: generator updates
+    (``g``), or discriminator updates (``d``), the GAN Landscape's unit, so runs with n_disc 1 and 5 get
+    the same D budget. With ``d`` each is rounded up to whole generator steps (``training.work.in_g_updates``):
+    steps=10 with n_disc=3 trains 4 steps, 12 D updates. Step numbers (checkpoints, logs) count G updates.
+    """
+
+    steps: int = field(default=3000, metadata={"min": 1, "help": "the training length, in train.unit updates"})
+    unit: str = field(default="g", metadata=_choices(lambda: TRAIN_UNITS, "what train.steps and the intervals "
+                                                     "count: g (generator updates) or d (discriminator updates)"))
     batch_size: int = field(default=256, metadata={"min": 1, "max": 1 << 24, "help": "samples per forward pass"})
     accumulate: int = field(default=1, metadata={"min": 1, "max": 4096,
                                                  "help": "micro-batches per update (BigGAN: 8)"})
     n_disc: int = field(default=1, metadata={"min": 1, "max": 1000, "help": "D updates per G update"})
     ema: float = field(default=0.99, metadata={"min": 0.0, "below": 1.0,
                                                "help": "decay of the EMA of G's weights; 0 turns the EMA off"})
-    ema_start: int = field(default=0, metadata={"min": 0, "help": "the EMA copies G's weights before this step"})
+    ema_start: int = field(default=0, metadata={"min": 0, "help": "the EMA copies G's weights before this step "
+                                                                  "(in train.unit updates)"})
     seed: int = field(default=0, metadata={"min": 0, "max": 2**63 - 1,
                                            "help": "seed of the initialization and every random stream"})
     device: str = field(default="auto", metadata={"pattern": (r"auto|cpu|cuda(:\d+)?|mps",

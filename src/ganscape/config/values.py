@@ -70,6 +70,30 @@ def all_keys() -> list[str]:
     return [row.key for row in describe_keys()]
 
 
+def penalty_weight_key(name: str) -> str:
+    """The key that sets the weight of penalty ``name`` in ``penalty.use``: ``penalty.<name>.weight``."""
+    return f"penalty.{name}.weight"
+
+
+def weighted_penalties() -> list[str]:
+    """The penalties a run's ``penalty.use`` holds with a weight: all but those that transform D's inputs
+    (instance noise, which a run's config holds as ``augment.noise``)."""
+    from ganscape.objectives.penalties import D_INPUT
+
+    return [name for name, penalty in penalty_registry().items() if penalty.kind != D_INPUT]
+
+
+def penalty_weight_keys() -> list[str]:
+    """``penalty.<name>.weight`` of every weighted penalty: keys beside ``all_keys`` that set one term's weight
+    (``config.files.set_penalty_weights``), so a study can search a penalty's weight."""
+    return [penalty_weight_key(name) for name in weighted_penalties()]
+
+
+def weighted_penalty(key: str) -> str | None:
+    """The penalty whose weight ``key`` sets (``penalty.wgan_gp.weight`` -> wgan_gp), or None."""
+    return key.split(".")[1] if key in penalty_weight_keys() else None
+
+
 def type_name(tp: Any) -> str:
     """``int``, ``list[str]``; items written in a short form by it (``list[name:weight]``)."""
     if typing.get_origin(tp) is list:
@@ -109,7 +133,8 @@ def _unknown_key_message(key: str, section_keys: str = "") -> str:
     section, _, leaf = key.rpartition(".")
     if section == "penalty" and leaf in penalty_registry():
         return (f"unknown config key {key!r}: list penalties with their weights, e.g. penalty={leaf}:1 on the "
-                f"command line or penalty: {{use: [{leaf}:1]}} in YAML.")
+                f"command line or penalty: {{use: [{leaf}:1]}} in YAML; {penalty_weight_key(leaf)}=W sets the weight "
+                "of a penalty in use.")
     valid = all_keys()
     leaves = {k: k.rsplit(".", 1)[-1] for k in valid}
     # Whole-key matches first ("trian.steps"), then keys whose last part matches ("steps", "lr").

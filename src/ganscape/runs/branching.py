@@ -27,6 +27,7 @@ from ganscape.store.checkpoint import save_checkpoint
 from ganscape.store.rundir import read_log, step_in_name, write_log
 from ganscape.training.optim import hyperparameters
 from ganscape.training.snapshots import load_run_checkpoint
+from ganscape.training.work import in_g_updates
 
 _OPTIMIZER_SETTINGS = ("lr", "beta1", "beta2", "eps", "alpha")
 BRANCHABLE_KEYS = (*RESUMABLE_KEYS, "loss", "penalty.",
@@ -55,9 +56,10 @@ def branch_run(parent_dir: str | Path, out: str | Path, overrides: list[str], st
     changes = config_differences(base, cfg)
     check_branchable(changes)
     step, path = parent.checkpoint_at(step)
-    if cfg.train.steps <= step:
-        raise ConfigError(f"the branch starts at step {step} and train.steps is {cfg.train.steps}: give "
-                          f"train.steps=N with N > {step} for it to train.")
+    if in_g_updates(cfg).train.steps <= step:
+        per_step = cfg.train.n_disc if cfg.train.unit == "d" else 1  # train.steps counts D updates with unit d
+        raise ConfigError(f"the branch starts at step {step} and train.steps is {cfg.train.steps} (train.unit="
+                          f"{cfg.train.unit}): give train.steps=N with N > {step * per_step} for it to train.")
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise CheckpointError(f"{target} already exists; give --out a new folder (a branch never writes into "

@@ -19,6 +19,7 @@ from ganscape.runs.rundir import RunDir, as_run
 from ganscape.store import rundir as store
 from ganscape.training import distributed
 from ganscape.training.loop import train
+from ganscape.training.work import in_g_updates
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,22 @@ class Started:
     changes: tuple[tuple[str, Any, Any], ...] = ()  # branch: (key, the parent's value, the branch's)
 
     @property
+    def last_step(self) -> int:
+        """The step the run ends at (``train.steps`` in steps, whatever ``train.unit`` counts)."""
+        return in_g_updates(self.cfg).train.steps
+
+    @property
     def finished(self) -> bool:
         """Whether the run is already at its last step (resuming it only makes a missed picture or evaluation)."""
-        return self.step >= self.cfg.train.steps
+        return self.step >= self.last_step
 
 
 @dataclass(frozen=True)
 class TrainResult:
     run: RunDir
     cfg: Experiment  # as recorded in the run directory
-    summary: dict  # training.loop.train's: step, steps, stopped, output_closed, results, best, wall_time_s
+    summary: dict  # training.loop.train's: step, steps, stopped, output_closed, results, best, g_updates, d_updates,
+    # gflops, wall_time_s
     main: bool = True  # False in the torchrun processes other than 0 (they write and report nothing)
 
 

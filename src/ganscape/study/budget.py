@@ -9,6 +9,11 @@ the chance that all k draws fall among the n - i + 1 scores no better than x_(i)
 that they all fall among the n - i worse ones. The expected best is the sum of x_(i) times that
 probability, computed exactly. The band around it comes from the bootstrap: the same computation on
 resamples of the n scores.
+
+That holds for samplers whose trials are independent draws (random, Sobol, grid). A sequential sampler
+(TPE, Gaussian process) chooses each trial from the ones before it, so its trials cannot be resampled: its
+budget curve is the best score so far in trial order, with a band over several such sequences (the seeds
+of a study, or repeated studies).
 """
 
 from __future__ import annotations
@@ -46,3 +51,21 @@ def expected_best_curve(scores, ks, minimize: bool = True, bootstrap: int = 1000
         curve["low"].append(float(np.quantile(boot, low_q)))
         curve["high"].append(float(np.quantile(boot, high_q)))
     return curve
+
+
+def best_so_far(values, minimize: bool = True) -> np.ndarray:
+    """The best of the first k values, for every k (trial order). A NaN (a trial left out of the scores)
+    keeps the best before it."""
+    values = np.asarray(values, dtype=np.float64)
+    return (np.fmin if minimize else np.fmax).accumulate(values) if len(values) else values
+
+
+def best_so_far_band(sequences, minimize: bool = True) -> dict:
+    """Each sequence's best so far, then at every k their mean, lowest and highest; the sequences (one per
+    seed, or per repeated study) are cut to the shortest, so that every k averages the same ones."""
+    if not sequences:
+        raise ValueError("no sequences")
+    length = min(len(s) for s in sequences)
+    curves = np.array([best_so_far(list(s)[:length], minimize) for s in sequences]).reshape(len(sequences), length)
+    return {"k": list(range(1, length + 1)), "mean": curves.mean(axis=0).tolist(),
+            "low": curves.min(axis=0).tolist(), "high": curves.max(axis=0).tolist()}

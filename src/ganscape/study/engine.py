@@ -8,7 +8,8 @@ instead serves workers on many machines), ``runs/`` (one ordinary run directory 
 Each group is an Optuna study of its own (named ``<study>:<group>``), so a Bayesian sampler models
 one group's trials only and each group has its own parameter importances. ``create`` puts ``trials``
 waiting trials into each; for the Sobol and grid samplers their parameters are fixed there (the
-same Sobol points, or the whole grid, in every group: paired comparisons), for the others the
+same Sobol points, or the whole grid, in every group with the same parameters: paired comparisons; a group's
+parameters are ``StudySpec.params_for(group)``), for the others the
 sampler chooses them when a worker starts the trial. Workers claim waiting trials one at a time
 (``study.ask()`` under a study-wide lock), train every seed and report the objective, so a study
 ends with exactly as many trials as were queued. A worker beats a heartbeat into its trial; before
@@ -33,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from ganscape.errors import CheckpointError, ConfigError, ConfigWarning, DivergenceError, GanscapeError
+from ganscape.metrics import BETTER
 from ganscape.study.leases import (GRACE_S, HEARTBEAT_S, INTERRUPTED, Heartbeat, _optuna, claim, claim_lock, fail,
                                    fail_stale_trials, finish, requeue)
 from ganscape.study.spec import Param, StudySpec, parse_spec
@@ -106,12 +108,13 @@ def sampler_for(spec: StudySpec):
         return optuna.samplers.RandomSampler(seed=seed)
 
 
-def sobol_points(spec: StudySpec, start: int, count: int) -> list[dict]:
+def sobol_points(spec: StudySpec, group: dict, start: int, count: int) -> list[dict]:
     """Points ``start`` .. ``start + count - 1`` of the scrambled Sobol sequence (scipy's, seeded with the
-    sampler's seed), one dimension per parameter in name order, mapped onto each parameter's range."""
+    sampler's seed), one dimension per parameter of ``group`` in name order, mapped onto each parameter's range:
+    groups with the same parameters get the same points."""
     from scipy.stats import qmc
 
-    params = sorted(spec.params, key=lambda p: p.name)
+    params = sorted(spec.params_for(group), key=lambda p: p.name)
     if not params:
         return [{} for _ in range(count)]
     engine = qmc.Sobol(len(params), scramble=True, seed=spec.sampler_seed)
@@ -134,18 +137,19 @@ def from_unit(param: Param, u: float):
     return choices[min(int(u * len(choices)), len(choices) - 1)]
 
 
-def grid_points(spec: StudySpec) -> list[dict]:
-    """Every combination of the (categorical or settings) parameters."""
-    names = [p.name for p in spec.params]
-    return [dict(zip(names, values)) for values in itertools.product(*(list(p.args) for p in spec.params))]
+def grid_points(spec: StudySpec, group: dict) -> list[dict]:
+    """Every combination of the (categorical or settings) parameters of ``group``."""
+    params = spec.params_for(group)
+    names = [p.name for p in params]
+    return [dict(zip(names, values)) for values in itertools.product(*(list(p.args) for p in params))]
 
 
-def queued_params(spec: StudySpec, start: int, count: int) -> list[dict | None]:
-    """The fixed parameters of trials ``start`` .. of a group (None: the sampler chooses them)."""
+def queued_params(spec: StudySpec, group: dict, start: int, count: int) -> list[dict | None]:
+    """The fixed parameters of trials ``start`` .. of ``group`` (None: the sampler chooses them)."""
     if spec.sampler == "sobol":
-        return sobol_points(spec, start, count)
+        return sobol_points(spec, group, start, count)
     if spec.sampler == "grid":
-        points = grid_points(spec)
+        points = grid_points(spec, group)
         return [points[i % len(points)] for i in range(start, start + count)]
     return [None] * count
 
@@ -158,25 +162,25 @@ def enqueue(study, spec: StudySpec, group: dict, count: int) -> None:
     """Queue ``count`` more trials of ``group``; they take the next points of the group's sequence (a retry
     reuses its trial's point, so retries do not count)."""
     start = sum(1 for t in study.get_trials(deepcopy=False) if "retry_of" not in t.user_attrs)
-    for params in queued_params(spec, start, count):
+    for params in queued_params(spec, group, start, count):
         study.enqueue_trial(params or {}, user_attrs={"group": group, "group_label": group_label(group)})
 
 
 def create(spec: StudySpec, out: Path, storage: str = "journal") -> StudyDir:
     """A new study folder with its storage and one Optuna study per group, each with ``spec.trials``
-    waiting trials."""
+    waiting trials. Every group's config is checked first, with the group's own parameters."""
     optuna = _optuna()
     folder = StudyDir(Path(out))
     if folder.spec_path.exists():
         raise ConfigError(f"{out} already holds a study; run it with 'ganscape study run {out}'.")
     for group in spec.group_names():  # every trial's config must be valid before anything runs
-        for params in ([example_params(spec)] if spec.sampler != "grid" else grid_points(spec)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConfigWarning)
-                try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConfigWarning)
+            try:
+                for params in ([example_params(spec, group)] if spec.sampler != "grid" else grid_points(spec, group)):
                     spec.trial_config(group, params, 0)
-                except ConfigError as err:
-                    raise ConfigError(f"group {group_label(group)}: {err}") from None
+            except ConfigError as err:
+                raise ConfigError(f"group {group_label(group)}: {err}") from None
     fresh = not folder.path.exists()
     folder.path.mkdir(parents=True, exist_ok=True)
     try:
@@ -209,9 +213,10 @@ def load_studies(folder: StudyDir) -> tuple[StudySpec, list[tuple[dict, object]]
                   for group in spec.group_names()]
 
 
-def example_params(spec: StudySpec) -> dict:
-    """A value of every parameter (its first choice or its low end), to check the configs a study makes."""
-    return {p.name: next(iter(p.args)) for p in spec.params}
+def example_params(spec: StudySpec, group: dict) -> dict:
+    """A value of every parameter of ``group`` (its first choice or its low end), to check the configs a study
+    makes."""
+    return {p.name: next(iter(p.args)) for p in spec.params_for(group)}
 
 
 def group_label(group: dict) -> str:
@@ -228,9 +233,10 @@ def group_folder(group: dict) -> str:
 
 
 def suggest(trial, spec: StudySpec) -> dict:
-    """The searched parameters of ``trial`` (sorted by name, so the sampler sees one fixed space)."""
+    """The searched parameters of ``trial``, those of its group (sorted by name, so the sampler sees one fixed
+    space: each group is an Optuna study of its own)."""
     params = {}
-    for p in sorted(spec.params, key=lambda p: p.name):
+    for p in sorted(spec.params_for(trial.user_attrs["group"]), key=lambda p: p.name):
         if p.kind == "log_uniform":
             params[p.name] = trial.suggest_float(p.name, *p.args, log=True)
         elif p.kind == "uniform":
@@ -242,10 +248,16 @@ def suggest(trial, spec: StudySpec) -> dict:
     return params
 
 
+def objective_evaluations(rows: list[dict], spec: StudySpec) -> list[tuple[int, float]]:
+    """(step, value) of every finite value of the objective's metric in a run's metrics log, in step order."""
+    metric = spec.objective.metric
+    return [(row["step"], float(row[metric])) for row in rows
+            if isinstance(row.get(metric), (int, float)) and math.isfinite(row[metric])]
+
+
 def reduce_log(rows: list[dict], spec: StudySpec) -> float:
     """The objective of one run from its metrics log: the best or the last value of the metric."""
-    values = [row[spec.objective.metric] for row in rows if isinstance(row.get(spec.objective.metric), (int, float))]
-    values = [float(v) for v in values if math.isfinite(v)]
+    values = [value for _, value in objective_evaluations(rows, spec)]
     if not values:
         return math.inf if spec.objective.direction == "minimize" else -math.inf
     if spec.objective.reduce == "last":
@@ -253,9 +265,55 @@ def reduce_log(rows: list[dict], spec: StudySpec) -> float:
     return min(values) if spec.objective.direction == "minimize" else max(values)
 
 
+def best_step(rows: list[dict], spec: StudySpec) -> int | None:
+    """The step of the evaluation where the objective was best (the earliest of equal ones, as
+    ``checkpoint.keep_best`` counts); None for ``reduce: last`` or when no evaluation has a finite value."""
+    evaluations = objective_evaluations(rows, spec)
+    if spec.objective.reduce != "best" or not evaluations:
+        return None
+    pick = min if spec.objective.direction == "minimize" else max  # both keep the first of equal values
+    return pick(evaluations, key=lambda evaluation: evaluation[1])[0]
+
+
+def best_checkpoint_step(run, spec: StudySpec) -> int | None:
+    """The step of the run's checkpoint of its best evaluation (see ``best_step``); None when the run did not
+    keep one there (``reduce: last``, an objective ``keep_best`` cannot rank, or a run made before trials kept it)."""
+    from ganscape.store.rundir import read_metrics
+
+    step = best_step(read_metrics(run), spec)
+    return step if step is not None and run.checkpoint_file(step).is_file() else None
+
+
+def keep_best_value(spec: StudySpec) -> str:
+    """What ``checkpoint.keep_best`` is set to in a trial's runs so that they keep the checkpoint of the
+    objective's best evaluation: the objective's value when it is ``eval/<value>``, reduced by its best, in the
+    direction ``metrics.BETTER`` ranks it; "" (leave the config's) otherwise."""
+    prefix, _, value = spec.objective.metric.partition("/")
+    better = {"min": "minimize", "max": "maximize"}.get(BETTER.get(value, ""))
+    if prefix != "eval" or spec.objective.reduce != "best" or better != spec.objective.direction:
+        return ""
+    return value
+
+
+def work_done(rows: list[dict]) -> dict | None:
+    """The training work of a run from its metrics log: the G and D updates and GFLOPs (None where not counted)
+    of the steps it reached, as the last row that counts them says; None when no row counts them."""
+    counted = [row for row in rows if isinstance(row.get("work/g_updates"), int)]
+    if not counted:
+        return None
+    last = counted[-1]
+    gflops = last.get("work/gflops")
+    return {"g_updates": last["work/g_updates"], "d_updates": last.get("work/d_updates"),
+            "gflops": float(gflops) if isinstance(gflops, (int, float)) else None}
+
+
 def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: int = 0) -> float:
     """Train every seed of the trial (resuming the runs a failed attempt left) and return the mean objective.
-    The trial records each seed's value, wall time and run directory (relative to the study's ``runs/``)."""
+
+    After each seed the trial records, one entry per seed: its value (``seed_values``), the step of its best
+    evaluation (``best_steps``: ``best_step``), the training work its metrics log counts (``work``:
+    ``work_done``; also for a diverged or pruned run), wall time (``wall_s``) and run directory (``run_dirs``,
+    relative to the study's ``runs/``)."""
     from ganscape import runs as lifecycle
     from ganscape.store.rundir import read_metrics
 
@@ -264,7 +322,7 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
     params = suggest(trial, spec)
     prefix = attrs.get("run_prefix") or f"{group_folder(attrs['group'])}/trial-{trial.number:04d}"
     trial.set_user_attr("run_prefix", prefix)
-    values, walls, runs = [], [], []
+    values, best_steps, work, walls, runs = [], [], [], [], []
     for seed in range(spec.seeds):
         run = lifecycle.RunDir(folder.runs / f"{prefix}-seed-{seed}")
         wait_until_free(run)
@@ -280,14 +338,19 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
             diverged = False
         except DivergenceError:
             summary, diverged = {"stopped": False}, True
+        rows = read_metrics(run)
+        work.append(work_done(rows))
+        trial.set_user_attr("work", work)  # a pruned or stopped run's work counts too
         if summary.get("stopped"):
             if pruning is not None and pruning.pruned:
                 raise optuna.TrialPruned()
             raise KeyboardInterrupt  # Ctrl-C: train stopped with a checkpoint; the worker gives the trial back
         walls.append(time.perf_counter() - tic)
-        values.append(reduce_log(read_metrics(run), spec))
+        values.append(reduce_log(rows, spec))
+        best_steps.append(best_step(rows, spec))
         runs.append(f"{prefix}-seed-{seed}")  # relative to the study's runs/
         trial.set_user_attr("seed_values", values)
+        trial.set_user_attr("best_steps", best_steps)
         trial.set_user_attr("diverged", trial.user_attrs.get("diverged", False) or diverged)
     trial.set_user_attr("wall_s", walls)
     trial.set_user_attr("run_dirs", runs)
@@ -295,9 +358,17 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
 
 
 def trial_config(spec: StudySpec, group: dict, params: dict, seed: int, run, device: str, threads: int):
-    """The config of one seed of a trial, placed in ``run`` and on ``device`` (TensorBoard off: a study has many)."""
+    """The config of one seed of a trial, placed in ``run`` and on ``device`` (TensorBoard off: a study has many).
+
+    The run keeps the checkpoint of its best evaluation (``checkpoint.keep_best``, see ``keep_best_value``)
+    besides its ``checkpoint.keep`` newest: the study's samples and ``ganscape study export`` use it. Every
+    evaluation step is then checkpointed too, so the best one is there to keep."""
     placement = {"run.root": str(run.path.parent), "run.name": run.path.name, "train.device": device,
-                 "log.tensorboard": False} | ({"train.threads": threads} if threads else {})
+                 "log.tensorboard": False}
+    if threads:
+        placement["train.threads"] = threads
+    if keep_best := keep_best_value(spec):
+        placement["checkpoint.keep_best"] = keep_best
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConfigWarning)
         return spec.trial_config(group, params, seed, placement)
@@ -330,33 +401,56 @@ def _pruner_callback(trial, spec: StudySpec, seed: int):
     return on_evaluation
 
 
-def worker(folder: StudyDir, device: str = "cpu", threads: int = 0, heartbeat_s: float = HEARTBEAT_S,
-           grace_s: float = GRACE_S, log=print) -> int:
-    """Claim and run trials, taking the groups in turn, until none waits and none runs elsewhere; returns
-    the number of trials this worker completed."""
+@dataclass
+class GroupQueue:
+    """One group's Optuna study as a worker claims from it, with its folder, spec, and the folder's claim lock.
+    ``prefix`` names the study in the worker's log when it serves several ("" for one)."""
+
+    folder: StudyDir
+    spec: StudySpec
+    lock: object
+    study: object
+    prefix: str = ""
+
+
+def group_queues(folders: list[StudyDir]) -> list[GroupQueue]:
+    """Every group of every folder, folder by folder in the spec's group order; the groups of one folder share
+    its claim lock."""
+    queues = []
+    for folder in folders:
+        spec, studies = load_studies(folder)
+        lock = claim_lock(folder.read()[1], folder.path, spec.name)
+        prefix = f"{folder.path.name}: " if len(folders) > 1 else ""
+        queues += [GroupQueue(folder, spec, lock, study, prefix) for _, study in studies]
+    return queues
+
+
+def worker(folders: list[StudyDir] | StudyDir, device: str = "cpu", threads: int = 0,
+           heartbeat_s: float = HEARTBEAT_S, grace_s: float = GRACE_S, log=print) -> int:
+    """Claim and run trials of one study folder or several, taking every folder's groups in turn, until none
+    waits and none runs elsewhere; returns the number of trials this worker completed."""
     optuna = _optuna()
-    spec, studies = load_studies(folder)
-    lock = claim_lock(folder.read()[1], folder.path, spec.name)
+    queues = group_queues([folders] if isinstance(folders, StudyDir) else list(folders))
     me = {"host": socket.gethostname(), "pid": os.getpid()}
     done, turn = 0, 0
     while True:
-        for _, study in studies:
-            for number in fail_stale_trials(study, grace_s):
-                log(f"{study.study_name} trial {number}: its worker stopped; queued again")
-        with lock:
-            study, trial, turn = claim_next(studies, turn)
+        for queue in queues:
+            for number in fail_stale_trials(queue.study, grace_s):
+                log(f"{queue.study.study_name} trial {number}: its worker stopped; queued again")
+        queue, trial, turn = claim_next(queues, turn, me)
         if trial is None:
-            if not any(s.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) for _, s in studies):
+            if not any(q.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                       for q in queues):
                 return done
             time.sleep(POLL_S)
             continue
-        trial.set_user_attr("worker", me)
-        name = f"{trial.user_attrs['group_label']}, trial {trial.number}"
+        study, spec = queue.study, queue.spec
+        name = f"{queue.prefix}{trial.user_attrs['group_label']}, trial {trial.number}"
         log(f"{name} started")
         value = None
         with Heartbeat(trial, heartbeat_s):
             try:
-                value = run_trial(trial, spec, folder, device, threads)
+                value = run_trial(trial, spec, queue.folder, device, threads)
                 told, outcome = finish(study, trial, value), f"done: {spec.objective.metric} {value:.6g}"
             except KeyboardInterrupt:
                 with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # given up meanwhile
@@ -378,12 +472,14 @@ def worker(folder: StudyDir, device: str = "cpu", threads: int = 0, heartbeat_s:
         log(f"{name} {outcome}")
 
 
-def claim_next(studies: list[tuple[dict, object]], turn: int) -> tuple[object, object, int]:
-    """(the study, a trial claimed in it, the next turn) from the first group, from ``turn`` on, where a
-    trial waits; (None, None, turn) when none waits."""
-    for i in range(len(studies)):
-        study = studies[(turn + i) % len(studies)][1]
-        trial = claim(study)
+def claim_next(queues: list[GroupQueue], turn: int, holder: dict | None = None) -> tuple[GroupQueue | None,
+                                                                                         object, int]:
+    """(the group's queue, a trial claimed in it for ``holder``, the next turn) from the first group, from
+    ``turn`` on, where a trial waits; (None, None, turn) when none waits. Each claim holds its folder's lock."""
+    for i in range(len(queues)):
+        queue = queues[(turn + i) % len(queues)]
+        with queue.lock:
+            trial = claim(queue.study, holder)
         if trial is not None:
-            return study, trial, turn + i + 1
+            return queue, trial, turn + i + 1
     return None, None, turn

@@ -108,15 +108,18 @@ class _AdvisoryLock:
             self.connection = None
 
 
-def claim(study):
+def claim(study, holder: dict | None = None):
     """A waiting trial of the study, claimed by this worker (None when none waits). Call it under the study's
-    ``claim_lock`` when other workers may claim too. The claim counts as a heartbeat and writes the reason
-    the trial fails should its worker vanish (see the module's docstring)."""
+    ``claim_lock`` when other workers may claim too. The claim counts as a heartbeat, records the worker
+    (``holder``: its host and pid) at once, so that its death is seen from its machine however early it
+    comes, and writes the reason the trial fails should its worker vanish (see the module's docstring)."""
     optuna = _optuna()
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
         return None
     trial = study.ask()  # pops the first waiting trial
     trial.set_user_attr("heartbeat", time.time())
+    if holder is not None:
+        trial.set_user_attr("worker", holder)
     trial.set_user_attr("failure", LOST)
     return trial
 
@@ -219,13 +222,24 @@ def _frozen(study, number: int):
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs: a zombie (dead, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits for its parent to reap it (state Z in Linux's /proc; False where
+    there is no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]  # the state follows the command name in parentheses
 
 
 def last_beat(trial) -> float:

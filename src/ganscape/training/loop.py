@@ -28,7 +28,7 @@ from ganscape.data import build_dataset
 from ganscape.data.base import is_image_data
 from ganscape.data.images import LazyImages
 from ganscape.data.prefetch import Prefetching
-from ganscape.errors import ConfigError, GanscapeWarning, silence_stdout
+from ganscape.errors import ConfigError, DivergenceError, GanscapeWarning, silence_stdout
 from ganscape.metrics import VALUES
 from ganscape.metrics.evaluate import Evaluator, evaluate_and_write
 from ganscape.objectives.objective import Objective
@@ -42,6 +42,7 @@ from ganscape.training.snapshots import resume_state, save_state
 from ganscape.training.speed import precision_flags
 from ganscape.training.state import GANState, build_state, derived_seed, resolve_device, resolve_threads
 from ganscape.training.step import train_step
+from ganscape.training.work import WorkCounter, in_g_updates
 
 
 def evaluate(state: GANState, evaluator: Evaluator, cfg: Experiment, run: RunDir) -> dict[str, float]:
@@ -202,14 +203,17 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
           processes: Processes = SINGLE, device: str | None = None) -> dict:
     """Train (or, with ``resume``, continue) the run in ``run`` up to ``cfg.train.steps``.
 
-    ``until`` stops earlier, at that step, with a checkpoint; ``resume`` continues later, from the
+    The steps and intervals are those of ``in_g_updates(cfg)`` (``train.unit: d`` counts them in D updates);
+    checkpoints store ``cfg`` as given. ``until`` stops earlier, at that step (in steps, as checkpoints are
+    numbered), with a checkpoint; ``resume`` continues later, from the
     newest checkpoint or from ``from_step``. ``progress``: True shows a progress bar, False prints
     nothing, None (default) shows the bar on a terminal and a plain line every ``log.every`` steps
     otherwise. ``on_evaluation(step, results)`` is called after each evaluation, and stops the run
     when it returns True (a study's pruning). The run's lock is held throughout. Returns a summary
     with the final step, whether Ctrl-C or ``on_evaluation`` stopped it (``stopped``), the last
-    evaluation (``results``), the best evaluations (``best``: value and step of each ranked value) and
-    the wall time.
+    evaluation (``results``), the best evaluations (``best``: value and step of each ranked value), the work
+    done (``g_updates``, ``d_updates``, ``gflops``: see ``training.work``; None when not counted) and the wall
+    time. Its ``steps`` is the run's length in steps (generator updates) whatever ``train.unit`` is.
 
     Under torchrun every process calls this with its ``processes`` and ``device`` (see
     ``training.distributed``); process 0 alone holds the lock and writes the run directory.
@@ -226,6 +230,7 @@ def train(cfg: Experiment, run: RunDir, resume: bool = False, until: int | None 
 def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progress: bool | None,
            from_step: int | None, on_evaluation, processes: Processes, device_name: str | None) -> dict:
     start_time = time.perf_counter()
+    written, cfg = cfg, in_g_updates(cfg)  # checkpoints keep the config as written; the loop counts in steps
     main = processes.main
     device = resolve_device(device_name or cfg.train.device)
     data = build_dataset(cfg)
@@ -253,6 +258,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
     step_time, steps_timed, checked = 0.0, 0, state.step
     stopped = False
     monitor = LossMonitor()
+    work = WorkCounter.for_run(cfg, processes.many)
     try:
         with stop_requests(run) as requests:
             if main and state.step == 0 and state.d_input.active and is_image_data(data):  # what D sees
@@ -263,7 +269,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
             stopped = requests.stop and not processes.many  # Ctrl-C during the catch-up: no training now
             while state.step < last and not stopped:
                 tic = time.perf_counter()
-                monitor.record(state.step + 1, train_step(state, data, objective, cfg))
+                monitor.record(state.step + 1, work.run(lambda: train_step(state, data, objective, cfg)))
                 step_time += time.perf_counter() - tic
                 steps_timed += 1
                 step = state.step
@@ -288,6 +294,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     checked = step
                     values |= state.d_input.logged()  # ADA's p, a number on the host
                     values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
+                    values |= work.logged(step)
                     step_time, steps_timed = 0.0, 0
                     if main:
                         log.write(step, values)
@@ -296,7 +303,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                         requests.say(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
                                      f"  {values['steps_per_s']:.3g} steps/s")
                 if checkpointing:
-                    save_state(state, cfg, run, best, checked, processes)
+                    save_state(state, written, run, best, checked, processes)
                     checked = step
                 if picturing:
                     attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
@@ -314,14 +321,18 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     if abandonable and requests.stop:  # Ctrl-C before or during it: resume evaluates this step
                         stopped = True
                         if not checkpointing:  # one process (the last step is always checkpointed)
-                            save_state(state, cfg, run, best, checked, processes)
+                            save_state(state, written, run, best, checked, processes)
                             checked = step
                 if stopped:
                     break
+    except DivergenceError:
+        if log is not None:  # the work done until the divergence is spent compute (a study counts it): logged
+            log.write(state.step, work.logged(state.step))
+        raise
     finally:
         bar.close()
         if log is not None:
             log.close()
     return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "stopped": stopped,
             "output_closed": requests.output_closed, "results": results, "best": dict(best.best),
-            "wall_time_s": time.perf_counter() - start_time}
+            **work.totals(state.step), "wall_time_s": time.perf_counter() - start_time}
