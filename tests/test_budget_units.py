@@ -47,12 +47,12 @@ def test_d_budget_gives_n_disc_1_and_5_the_same_d_updates(tiny, n_disc):
 def test_in_g_updates_rounds_up_to_whole_steps():
     """Independent values: the step counts worked out by hand as ceil(D updates / n_disc) for n_disc 3."""
     cfg = load_config(None, ["train.unit=d", "train.n_disc=3", "train.steps=10", "train.ema_start=5", "log.every=9",
-                             "log.samples_every=0", "eval.every=1", "checkpoint.every=7"])
+                             "log.samples_every=0", "eval.every=8", "checkpoint.every=7"])
     converted = in_g_updates(cfg)
     assert converted.train.unit == "g" and converted.train.n_disc == 3
     assert (converted.train.steps, converted.train.ema_start) == (4, 2)
     assert (converted.log.every, converted.log.samples_every, converted.eval.every, converted.checkpoint.every) == \
-        (3, 0, 1, 3)
+        (3, 0, 3, 3)
     assert (cfg.train.unit, cfg.train.steps, cfg.log.every) == ("d", 10, 9)  # the config itself is not changed
     assert in_g_updates(converted) == converted
     same_numbers = load_config(None, ["train.n_disc=3", "train.steps=10", "log.every=9"])
