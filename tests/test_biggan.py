@@ -219,7 +219,7 @@ def test_initialisation_styles(init):
     (["g.arch=biggan", "g.norm=batch"], r"biggan takes norm=spectral \(BigGAN\) or norm=none"),
     (["g.arch=resnet_cifar", "g.settings.attention=32"], r"g.settings: resnet_cifar has no settings; remove "
                                                          r"g.settings.\* \(architectures with settings: biggan, "
-                                                         r"biggan_deep\)"),
+                                                         r"biggan_deep, gs_resnet, gs_resnet2, gs_resnet3, gs_resnet4\)"),
     (["g.arch=biggan", "g.width=1", "g.settings.attention=16"], r"self-attention at 16x16 needs a multiple of 8 "
                                                              r"channels, and the block there has 4"),
     (["g.arch=biggan", "g.settings.init=glorot"], r"g.settings.init: unknown choice 'glorot'.*Valid: N02, ortho, "

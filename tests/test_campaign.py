@@ -81,7 +81,7 @@ def test_a_cell_adjusts_its_study_and_the_campaign_sets_the_budget():
 
 def test_every_built_in_campaign_loads():
     names = sorted(p.stem for p in CAMPAIGNS.glob("*.yaml"))
-    assert names == ["landscape", "landscape_cpu"]
+    assert names == ["landscape", "landscape_cpu", "xiang_li"]
     landscape = load_campaign("landscape")
     assert [(c.data, c.arch) for c in landscape.cells] == [
         ("cifar10", "sndcgan"), ("cifar10", "resnet_cifar"), ("celebahq128", "sndcgan"), ("celebahq128", "resnet19"),

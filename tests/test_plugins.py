@@ -150,8 +150,11 @@ def test_config_keys_lists_each_architectures_settings(capsys):
     """``ganscape config keys g.settings`` names the architectures that read each key."""
     assert main(["config", "keys", "g.settings"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
-    assert [line.split()[0] for line in lines] == [f"g.settings.{f}" for f in LANDED_BIGGAN]
-    assert all("biggan, biggan_deep:" in line for line in lines)
+    biggan, gan_stability = lines[:len(LANDED_BIGGAN)], lines[len(LANDED_BIGGAN):]
+    assert [line.split()[0] for line in biggan] == [f"g.settings.{f}" for f in LANDED_BIGGAN]
+    assert all("biggan, biggan_deep:" in line for line in biggan)
+    assert [line.split()[0] for line in gan_stability] == ["g.settings.nfilter_max", "g.settings.embed_size"]
+    assert all("gs_resnet, gs_resnet2, gs_resnet3, gs_resnet4:" in line for line in gan_stability)
 
 
 @dataclass
@@ -170,7 +173,7 @@ def test_an_architecture_registered_at_runtime_brings_its_settings(monkeypatch):
     assert to_dict(cfg)["g"]["settings"] == {"gain": 3.0}
     with pytest.raises(ConfigError, match="g.settings.gain must be > 0.0"):
         load_config(None, ["g.arch=toy", "g.settings.gain=0"])
-    with pytest.raises(ConfigError, match="architectures with settings: biggan, biggan_deep, toy"):
+    with pytest.raises(ConfigError, match="architectures with settings: biggan, biggan_deep, gs_resnet, gs_resnet2, gs_resnet3, gs_resnet4, toy"):
         load_config(None, ["g.settings.gain=3"])
     keys = {row.key: row.help for row in ganscape.config.describe_keys()}
     assert keys["g.settings.gain"] == "toy: the output's factor"

@@ -1,9 +1,16 @@
 """Test-set reconstruction error (Xiang & Li 2017) on tiny hand-built generators."""
 
+import hashlib
+import json
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from ganscape.config import DataConfig, MetricsConfig, from_dict
+from ganscape.data.images import InMemoryImages
+from ganscape.metrics.evaluate import evaluate
 from ganscape.metrics.reconstruction import reconstruction_error
 
 DIM = 6
@@ -187,3 +194,68 @@ def test_shape_mismatch_and_bad_arguments_raise():
     with pytest.raises(ValueError):
         reconstruction_error(G, torch.zeros(2, 3, 8, 8), DIM, steps=5)
     assert G.training and all(p.requires_grad for p in G.parameters())  # restored even on error
+
+
+class AffineG(nn.Module):
+    """G(z) = A z + b as images of shape (1, 2, 3), no tanh: min_z ||G(z) - x||^2 is a least-squares problem."""
+
+    def __init__(self, A, b):
+        super().__init__()
+        self.A, self.b = nn.Parameter(torch.as_tensor(A)), nn.Parameter(torch.as_tensor(b))
+
+    def forward(self, z, labels=None):
+        return (z @ self.A.T + self.b).view(len(z), 1, 2, 3)
+
+
+def _affine_case(seed=0, n=4, latent=3):
+    """A (6 x latent), b and images x (n x 6) in [-1, 1] as float64 numpy arrays."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(6, latent)) * 0.5, rng.uniform(-0.3, 0.3, size=6), rng.uniform(-1, 1, size=(n, 6))
+
+
+def test_affine_generator_reaches_the_least_squares_error():
+    """Closed form: z* = lstsq(A, x - b), error = mean over pixels of ((A z* + b - x) / 2)^2 (the [0, 1]
+    scale halves differences). RMSProp at lr 3e-3 settles within 1e-4 of it in 1500 steps, never below it."""
+    A, b, x = _affine_case()
+    z_star, *_ = np.linalg.lstsq(A, (x - b).T, rcond=None)
+    expected = torch.from_numpy((((A @ z_star).T + b - x) / 2) ** 2).mean(dim=1)
+    result = reconstruction_error(AffineG(A, b), torch.from_numpy(x).view(-1, 1, 2, 3), 3, steps=1500, lr=3e-3)
+    torch.testing.assert_close(result["per_image"], expected, rtol=1e-4, atol=0)
+    assert torch.all(result["per_image"] >= expected * (1 - 1e-12))  # the least-squares error is the minimum
+    assert result["steps"] == 1500 and result["lr"] == 3e-3 and result["num_images"] == 4
+
+
+def test_affine_generator_with_zero_steps_is_the_error_at_z_zero():
+    """By hand: G(0) = b, so each image's error is mean over pixels of ((b - x) / 2)^2."""
+    A, b, x = _affine_case(seed=1)
+    result = reconstruction_error(AffineG(A, b), torch.from_numpy(x).view(-1, 1, 2, 3), 3, steps=0)
+    torch.testing.assert_close(result["per_image"], torch.from_numpy(((b - x) / 2) ** 2).mean(dim=1),
+                               rtol=1e-12, atol=0)
+
+
+def _hand_subset(count, n):
+    """The documented rule, written out: the n positions first in SHA-256(salt + index) order, sorted."""
+    order = sorted(range(count), key=lambda i: hashlib.sha256(b"ganscape-reference-0:" + str(i).encode()).digest())
+    return sorted(order[:n])
+
+
+def test_the_metric_scores_the_same_documented_subset_at_every_evaluation_and_records_its_protocol():
+    """Two generators (two checkpoints of a run) scored with steps 0: each value is the hand error at z = 0
+    over the hand-computed subset of 5 of the 12 split images (not the 4 of the other metrics' reference set),
+    and the protocol records the settings, the subset's digest and the restarts' seed."""
+    A, b, _ = _affine_case()
+    pixels = torch.from_numpy(np.random.default_rng(2).integers(0, 256, size=(12, 1, 2, 3), dtype=np.uint8))
+    data = InMemoryImages(pixels, name="tiny")
+    settings = from_dict({"recon": {"images": 5, "steps": 0, "lr": 0.02}}, MetricsConfig)
+    chosen = _hand_subset(12, 5)
+    x = pixels[chosen].double().view(5, 6) / 127.5 - 1  # uint8 to [-1, 1]
+    for offset in (0.0, 0.25):  # the second "checkpoint" moved b
+        result = evaluate(AffineG(A, b + offset), data, ["recon"], num_samples=4, num_reference=4, latent_dim=3,
+                          dataset_cfg=DataConfig(name="tiny", split="test"), settings=settings, seed=3)
+        expected = ((torch.from_numpy(b + offset) - x) / 2).square().mean(dim=1)
+        assert result["values"]["recon_mse"] == pytest.approx(float(expected.mean()), rel=1e-6)
+    protocol = result["protocol"]["recon"]
+    assert protocol["images"] == 5 and protocol["steps"] == 0 and protocol["lr"] == 0.02
+    assert protocol["subset_sha256"] == hashlib.sha256(json.dumps(chosen).encode()).hexdigest()
+    assert protocol["optimizer"] == "rmsprop(alpha=0.9, eps=1e-6)" and protocol["init"].startswith("z = 0")
+    assert protocol["restarts"] == 1 and protocol["restart_seed"] == 3

@@ -56,7 +56,7 @@ def test_a_penalty_weight_key_sets_the_weight_of_its_term_in_overrides_settings_
     assert load_config(preset, ["penalty.r1.weight=3"]).penalty.use[1].weight == 3.0
     assert load_config(None, ["penalty.r1.weight=0.5"]).penalty.use[0].weight == 0.5
     written = yaml.safe_load(dump_yaml(by_override))["penalty"]
-    assert set(written) == {"use", "pixel_scale"}
+    assert set(written) == {"use", "pixel_scale", "lazy_interval"}  # no penalty.<name> key is written back
     assert written["use"] == [{"name": "wgan_gp", "weight": 10.0}, {"name": "r1", "weight": 0.1}]
 
 
@@ -323,3 +323,41 @@ def test_the_built_in_spaces_are_the_landscapes():
     assert (wide["lr"].args, wide["beta1"].args, wide["train.n_disc"].args) == ((1e-5, 1e-2), (0.0, 0.99), (1, 5))
     assert (narrow["lr"].args, narrow["beta1"].args, narrow["train.n_disc"].args) == ((1e-4, 1e-3), (0.5,), (1,))
     assert set(BUILTIN_SPACES) == {"wide", "narrow", "literature"}
+
+
+# ---------------------------------------------------------------- named groups (labelled sets of settings)
+
+NAMED = {"base": "ring8_grid", "objective": "js_to_target", "space": "wide",
+         "groups": {"norm": {"sn": {"g.norm": "none", "d.norm": "spectral"},
+                             "wn": {"g.norm": "weight", "d.norm": "weight"}},
+                    "penalty": ["none", "wgan_gp:1"]}}
+
+
+def test_a_named_group_sets_each_of_its_labels_keys_in_the_trials_config():
+    """Group {norm: wn} gives g.norm = d.norm = weight; the searched lambda reaches the wgan_gp groups only, as for a
+    config-key group. Independent values: the settings written in the spec above."""
+    spec = parse_spec(NAMED, "spec")
+    assert [g["norm"] for g in spec.group_names()] == ["sn", "sn", "wn", "wn"]
+    params = {"lr": 1e-3, "beta1": 0.5, "beta2": 0.9, "train.n_disc": 1, "lambda": 3.0}
+    cfg = spec.trial_config({"norm": "wn", "penalty": "wgan_gp:1"}, params, seed=4)
+    assert (cfg.g.norm, cfg.d.norm, cfg.train.seed) == ("weight", "weight", 4)
+    assert [(t.name, t.weight) for t in cfg.penalty.use] == [("wgan_gp", 3.0)]
+    cfg = spec.trial_config({"norm": "sn", "penalty": "none"}, params, seed=0)
+    assert (cfg.g.norm, cfg.d.norm, cfg.penalty.use) == ("none", "spectral", [])
+    assert names(spec.params_for({"norm": "sn", "penalty": "none"})) == ["beta1", "beta2", "lr", "train.n_disc"]
+
+
+@pytest.mark.parametrize("groups, message", [
+    ({"norm": {"a": {"g.norm": "none"}, "b": {"d.norm": "none"}}}, "every label must set the same config keys"),
+    ({"norm": {"a": {"g.nrom": "none"}}}, "unknown config key 'g.nrom'. Did you mean 'g.norm'?"),
+    ({"norm": {"a": "none"}}, "or a name to labelled settings"),
+])
+def test_malformed_named_groups_are_refused(groups, message):
+    with pytest.raises(ConfigError) as err:
+        parse_spec(NAMED | {"groups": groups}, "my_study.yaml")
+    assert message in str(err.value)
+
+
+def test_a_named_groups_key_cannot_also_be_searched():
+    with pytest.raises(ConfigError, match="d.norm is both a group and a searched parameter"):
+        parse_spec(NAMED | {"space": {"d.norm": {"categorical": ["none"]}}}, "spec")

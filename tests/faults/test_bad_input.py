@@ -101,7 +101,7 @@ def test_presets_are_plain_text_data_of_sane_depth_without_duplicate_keys(tmp_pa
 def test_a_missing_preset_lists_the_installed_ones_and_guesses(capsys):
     err = one_error_line(capsys, main(["train", "ring9"]))
     assert "config preset 'ring9' not found" in err and "Did you mean 'ring8'?" in err
-    assert "Installed presets: biggan_cifar10, biggan_deep_imagenet128, " in err and "wn_dcgan_celeba." in err
+    assert "Installed presets: biggan_cifar10, biggan_deep_imagenet128, " in err and "wn_resnet21_celeba." in err
 
 
 # ---------------------------------------------------------------- the command's error boundary

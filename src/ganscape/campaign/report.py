@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from ganscape.campaign.engine import CampaignDir, CellDir
-from ganscape.study.report import StudyParts, _fmt, _img, best_of, page_head, study_parts
+from ganscape.study.report import StudyParts, _fmt, _img, best_of, html_table, markdown_table, page_head, study_parts
 
 
 def best_row(cell: CellDir, parts: StudyParts) -> dict:
@@ -31,20 +31,6 @@ def best_row(cell: CellDir, parts: StudyParts) -> dict:
             "params": params, "trials": parts.counts["complete"]}
 
 
-def _markdown_table(rows: list[dict]) -> str:
-    columns = list(rows[0]) if rows else ["group"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _html_table(rows: list[dict]) -> str:
-    columns = list(rows[0]) if rows else []
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def _objective(parts: StudyParts) -> str:
     spec = parts.spec
     return (f"Objective: {spec.objective.reduce} {spec.objective.metric} ({spec.objective.direction}), mean over "
@@ -53,10 +39,11 @@ def _objective(parts: StudyParts) -> str:
 
 
 def markdown(about: dict, best: list[dict], studies: list[tuple[CellDir, StudyParts]]) -> str:
-    text = [f"# {about['name']}\n\n{about['description']}\n\n## Best trial per study\n\n{_markdown_table(best)}"]
+    text = [f"# {about['name']}\n\n{about['description']}\n\n## Best trial per study\n\n{markdown_table(best)}"]
     for cell, parts in studies:
         text.append(f"\n## {cell.data} x {cell.arch}: {cell.name}\n\n{_objective(parts)}\n\n"
-                    f"{_markdown_table(parts.table)}" + "".join(f"\n{note}\n" for note in parts.notes))
+                    f"{markdown_table(parts.table)}" + "".join(f"\n{note}\n" for note in parts.notes)
+                    + "".join(f"\n### {title}\n\n{markdown_table(rows)}" for title, rows in parts.tables.items()))
     return "".join(text)
 
 
@@ -66,8 +53,9 @@ def _study_section(cell: CellDir, parts: StudyParts) -> str:
     samples = "".join(f'<figure>{_img(png, f"{cell.name}: {label}")}<figcaption>{html.escape(label)}</figcaption>'
                       f"</figure>" for label, png in parts.samples.items())
     notes = "".join(f"<p>{html.escape(note)}</p>" for note in parts.notes)
+    tables = "".join(f"<h4>{html.escape(title)}</h4>{html_table(rows)}" for title, rows in parts.tables.items())
     return (f"<h3>{html.escape(cell.name)}</h3><p>{html.escape(parts.spec.description)}</p>"
-            f"<p>{html.escape(_objective(parts))}</p>{_html_table(parts.table)}{notes}{figures}"
+            f"<p>{html.escape(_objective(parts))}</p>{html_table(parts.table)}{notes}{tables}{figures}"
             + (f"<h4>Samples of each group's best trial</h4>{samples}" if samples else ""))
 
 
@@ -81,7 +69,7 @@ def html_page(about: dict, best: list[dict], studies: list[tuple[CellDir, StudyP
 <h1>{html.escape(about['name'])}</h1>
 <p>{html.escape(about['description'])}</p>
 <h2>Best trial per study</h2>
-{_html_table(best)}
+{html_table(best)}
 {body}
 </body></html>
 """

@@ -6,6 +6,7 @@
     ganscape interpolate MODEL --steps K [--rows R] [--classes A,B] [--seed S] --out strip.png|anim.gif
     ganscape fid A B [--metrics fid,kid,pr,is] [--samples N] [--out result.json] [--json] [--[no-]progress]
     ganscape import biggan-pytorch G.pth [--G-ema G_ema.pth] [--D D.pth] [--config PRESET] [key=value ...] --out DIR
+    ganscape import gan-stability MODEL.pt [--raw] [--config PRESET] [key=value ...] --out DIR
 
 MODEL is an exported model folder, a run directory or a Hugging Face Hub repository id. Loading and exporting are
 ``ganscape.hub``'s; choosing and writing samples are ``ganscape.training.sample_files``'.
@@ -116,10 +117,22 @@ def cmd_fid(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from ganscape.importers import import_biggan_pytorch
+    from ganscape.errors import ConfigError
+    from ganscape.importers import import_biggan_pytorch, import_gan_stability
 
+    if args.source == "gan-stability":
+        if args.G_ema or args.D:
+            raise ConfigError("--G-ema and --D are for biggan-pytorch: a GAN_stability checkpoint holds G, its moving "
+                              "average and D in one file (the average is exported unless --raw).")
+        out = import_gan_stability(args.weights, args.out, args.config, args.overrides, raw=args.raw,
+                                   resolution=args.resolution, classes=args.classes)
+        print(f"converted {args.weights} into {out}")
+        return 0
+    if args.raw:
+        raise ConfigError("--raw is for gan-stability; for biggan-pytorch, leave out --G-ema to export the raw G.")
+    classes = 1000 if args.classes is None else args.classes
     out = import_biggan_pytorch(args.weights, args.out, args.config, args.overrides, ema=args.G_ema,
-                                discriminator=args.D, resolution=args.resolution, classes=args.classes)
+                                discriminator=args.D, resolution=args.resolution, classes=classes)
     print(f"converted {args.weights}{' and ' + args.G_ema if args.G_ema else ''}{' and ' + args.D if args.D else ''} "
           f"into {out}")
     return 0
@@ -146,22 +159,27 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
 
 def _add_import_parser(commands: argparse._SubParsersAction) -> None:
     importer = commands.add_parser(
-        "import", help="convert weights trained elsewhere (BigGAN-PyTorch) into a model folder",
-        description="Convert the state dicts that BigGAN-PyTorch saves (G.pth, G_ema.pth, D.pth) into a model folder "
-                    "as 'ganscape export' writes it. The networks are those of --config (a preset or YAML file) and "
+        "import", help="convert weights trained elsewhere (BigGAN-PyTorch, GAN_stability) into a model folder",
+        description="Convert the state dicts that BigGAN-PyTorch saves (G.pth, G_ema.pth, D.pth), or a checkpoint "
+                    "that GAN_stability saves (model.pt: G, its moving average and D), into a model folder as "
+                    "'ganscape export' writes it. The networks are those of --config (a preset or YAML file) and "
                     "the overrides, which must state the settings the weights were trained with: e.g. --config "
                     "biggan_imagenet128 for launch_BigGAN_bs256x8.sh. Files are read without running code from them "
                     "(torch.load weights_only); a key without its place in the network, or a place without its key, "
                     "is refused by name.")
-    importer.add_argument("source", choices=["biggan-pytorch"], help="where the weights come from")
-    importer.add_argument("weights", metavar="G.pth", help="the generator's state dict")
+    importer.add_argument("source", choices=["biggan-pytorch", "gan-stability"], help="where the weights come from")
+    importer.add_argument("weights", metavar="G.pth|MODEL.pt",
+                          help="biggan-pytorch: the generator's state dict; gan-stability: the checkpoint")
     importer.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. g.width=64")
     importer.add_argument("--G-ema", dest="G_ema", metavar="G_ema.pth",
                           help="the EMA generator's state dict: exported instead of G (BigGAN samples with it)")
     importer.add_argument("--D", metavar="D.pth", help="the discriminator's state dict, exported beside G")
     importer.add_argument("--config", metavar="PRESET", help="preset or YAML file with the networks' settings")
     importer.add_argument("--resolution", type=int, default=0, help="image size (default: the config's data.resolution)")
-    importer.add_argument("--classes", type=int, default=1000, help="number of classes (default: %(default)s)")
+    importer.add_argument("--raw", action="store_true",
+                          help="gan-stability: export the trained G instead of its moving average (generator_test)")
+    importer.add_argument("--classes", type=int, help="number of classes (default: 1000 for biggan-pytorch; for "
+                                                      "gan-stability the checkpoint's, 0 when it has one label)")
     importer.add_argument("--out", required=True, help="the model folder to write")
     importer.set_defaults(func=cmd_import)
 

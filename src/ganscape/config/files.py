@@ -1,8 +1,11 @@
 """Resolving a config: YAML presets, ``key.sub=value`` overrides, combinations, and ``load_config``.
 
 A config is resolved in three layers: the dataclass defaults (the default job), then a YAML preset,
-then command-line overrides. ``load_config`` validates the result and refuses unknown keys, unknown
-choices, wrong types and out-of-range values, before any work starts. ``penalty.<name>.weight`` (e.g.
+then command-line overrides. A preset may extend another: ``base: OTHER`` (a preset name or a YAML file,
+looked for beside the preset first) gives the keys that the preset's own keys deep-merge over
+(``read_preset``); the resolved config, as a run's config.yaml holds it, is the merged one.
+``load_config`` validates the result and refuses unknown keys, unknown choices, wrong types and
+out-of-range values, before any work starts. ``penalty.<name>.weight`` (e.g.
 ``penalty.wgan_gp.weight=10``, a key a study can search) sets the weight of that term of ``penalty.use``
 once the layers are merged; the resolved config holds it in ``penalty.use`` only.
 """
@@ -278,10 +281,52 @@ def load_config(preset: str | Path | None = None, overrides: list[str] = (), wri
     if not preset:
         return resolve({}, overrides, settings)
     path, of_run = find_preset(preset), is_run_dir(preset)
-    data = expand_shorthands(read_yaml(path))
+    data = read_preset(path)
     if written or of_run:
         data = upgrade_written_config(data, path)
     return resolve(run_settings(data) if of_run else data, overrides, settings)
+
+
+BASE_KEY = "base"  # the key that names the preset a preset extends
+
+
+def read_preset(path: Path) -> dict:
+    """A preset's keys, with ``base: OTHER`` resolved: the base's keys (its own base resolved first), then this
+    file's keys deep-merged over them. Each layer is read in today's keys with its shorthands expanded before
+    the merge, so ``penalty: r1`` in a preset replaces its base's penalty list as it would on the command line.
+    """
+    chain: list[Path] = []
+    layers: list[dict] = []
+    while True:
+        resolved = path.resolve()
+        if resolved in chain:
+            names = " -> ".join(str(p) for p in [*chain, resolved])
+            raise ConfigError(f"preset inheritance cycle: {names}; remove a base: from one of these files.")
+        chain.append(resolved)
+        data = read_yaml(path)
+        base = data.pop(BASE_KEY, None)
+        layers.append(migrate(expand_shorthands(data)))
+        if base is None:
+            break
+        path = _base_preset(base, path)
+    merged: dict = {}
+    for layer in reversed(layers):  # the root base first, the preset asked for last
+        merged = merge(merged, layer)
+    return merged
+
+
+def _base_preset(base: Any, child: Path) -> Path:
+    """The file that ``base: NAME`` in ``child`` names: a preset beside ``child`` (so an installed preset extends
+    an installed one), else any preset ``find_preset`` finds (a path, ``./configs``, the installed presets)."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{child}: base must name a preset (a built-in name or a YAML file), got {base!r}.")
+    beside = child.parent / (base if Path(base).suffix in (".yaml", ".yml") else base + ".yaml")
+    if beside.is_file():
+        return beside
+    try:
+        return find_preset(base)
+    except ConfigError as err:
+        raise ConfigError(f"{child}: base: {err}") from None
 
 
 def run_settings(tree: Mapping) -> dict:

@@ -251,6 +251,8 @@ class PenaltyConfig:
     ``use`` lists ``PenaltyTerm``s; on the command line ``penalty=wgan_gp:1,l2:0.01`` sets it
     (``penalty=r1`` takes r1's default weight, ``penalty=none`` none at all). ``pixel_scale`` is where
     gradient penalties measure D's input gradient (``PIXEL_SCALES``). Instance noise is ``augment.noise``.
+    ``lazy_interval`` k > 1 computes the lazy penalties (r1, r2) only on every k-th D update, with k times
+    their weight (StyleGAN2's lazy regularization); the other penalties stay on every update.
     """
 
     SHORTHAND = "use"  # ``penalty=X`` means ``penalty.use=X``
@@ -260,6 +262,8 @@ class PenaltyConfig:
         "help": "regularizers as name:weight, e.g. wgan_gp:1,l2:0.01 (penalty=... sets it)"})
     pixel_scale: str = field(default="data", metadata=_choices(
         _pixel_scales, "where gradient penalties take D's input gradient: data ([-1, 1]) or unit ([0, 1])"))
+    lazy_interval: int = field(default=1, metadata={
+        "min": 1, "help": "compute r1 and r2 on every k-th D update only, weighted k times (1: every update)"})
 
 
 @dataclass
@@ -306,6 +310,8 @@ class LogConfig:
     every: int = field(default=100, metadata={"min": 1, "help": "steps between records of metrics.jsonl"})
     samples_every: int = field(default=1000, metadata={"min": 0, "help": "steps between sample pictures; 0: none"})
     tensorboard: bool = field(default=True, metadata={"help": "also write TensorBoard events"})
+    convergence: bool = field(default=False, metadata={"help": (
+        "also log whether G settles: convergence/g_move and convergence/d_grad_real (training.convergence)")})
 
 
 @dataclass

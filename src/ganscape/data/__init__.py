@@ -15,6 +15,7 @@ A data set is built from the data config (``DATASETS[name](cfg.data)``) and foll
 | ``image_folder`` | any folder or zip of images, no labels (``folders``) | required |
 | ``class_folder`` | ``<class>/<image>`` in a folder or zip (``folders``) | required |
 | ``lmdb`` | LSUN-style LMDB of encoded images (``lmdb_images``) | required |
+| ``npy_folder`` | one ``.npy`` image per file, flat or in class folders (``npy_folder``) | required |
 
 No data set downloads implicitly; ``DOWNLOADS`` lists what ``ganscape data download NAME`` fetches.
 """
@@ -29,6 +30,7 @@ from ganscape.data.lmdb_images import lmdb_images
 from ganscape.data.images import STACK_CLASS_NAMES
 from ganscape.data.mnist import DEFAULT_RESOLUTION as MNIST_RESOLUTION
 from ganscape.data.mnist import mnist, stacked_mnist
+from ganscape.data.npy_folder import npy_folder
 from ganscape.data.toy import GaussianMixture2D, grid25, ring8
 
 __all__ = ["DATASETS", "DOWNLOADS", "Dataset", "FixedImages", "GaussianMixture2D", "Mixture", "SampleShape",
@@ -45,6 +47,7 @@ DATASETS = {
     "image_folder": image_folder,
     "class_folder": class_folder,
     "lmdb": lmdb_images,
+    "npy_folder": npy_folder,
 }
 
 DOWNLOADS = {"cifar10": _cifar10.download}
@@ -76,6 +79,7 @@ LAYOUTS = {
     "image_folder": Layout(3),
     "class_folder": Layout(3, 0, None),
     "lmdb": Layout(3),
+    "npy_folder": Layout(3, 0, None),
 }
 
 

@@ -14,10 +14,19 @@ by gradient descent on z, following the paper's code:
 
 Extension: ``restarts > 1`` adds further starts drawn from the latent distribution (seeded, so results
 are reproducible); each image reports the minimum over restarts of the error of its final z.
+
+As a registered metric (``recon``) the images are a fixed subset of the evaluation split: the first
+``metrics.recon.images`` in the salted SHA-256 order of ``metrics.reference.subset_indices``, which
+depends on nothing but the split's size, so every checkpoint of a run (and of any run on that split) is
+scored on the same images. Each result's protocol names the subset (its rule and the SHA-256 of the
+JSON list of its indices), the step count, learning rate, optimizer with its alpha and eps, the starts
+and their seed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +37,8 @@ from ganscape.metrics.reference import subset_indices
 from ganscape.nets import sample_latent
 
 _ALPHA, _EPS = 0.9, 1e-6  # RMSProp settings of the paper's code
+OPTIMIZER = "rmsprop(alpha=0.9, eps=1e-6)"  # _ALPHA and _EPS as a protocol records them
+INIT = "z = 0, then latent-distribution draws"
 
 
 def _row_mse01(G: nn.Module, z: torch.Tensor, target: torch.Tensor, labels, dtype=None) -> torch.Tensor:
@@ -129,8 +140,8 @@ def reconstruction_error(G: nn.Module, images: torch.Tensor, latent_dim: int, la
         "steps": steps,
         "restarts": restarts,
         "lr": lr,
-        "optimizer": "rmsprop(alpha=0.9, eps=1e-6)",
-        "init": "zero, then latent-distribution draws",
+        "optimizer": OPTIMIZER,
+        "init": INIT,
         "num_images": n,
     }
 
@@ -147,10 +158,15 @@ class ReconSettings:
                                                "help": "reconstruction error: starts per image, the best kept"})
 
 
+def recon_subset(evaluator, settings: ReconSettings) -> torch.Tensor:
+    """The indices of the held-out images the metric reconstructs: the same at every evaluation."""
+    return subset_indices(len(evaluator.reference), settings.images)
+
+
 def recon_metric(scoring, settings: ReconSettings) -> dict[str, float]:
-    """The registered metric ``recon``: the reference subset of ``images`` reconstructed by the generator."""
+    """The registered metric ``recon``: the fixed subset of ``images`` reconstructed by the generator."""
     evaluator = scoring.evaluator
-    images, labels = evaluator.reference.take(subset_indices(len(evaluator.reference), settings.images))
+    images, labels = evaluator.reference.take(recon_subset(evaluator, settings))
     result = reconstruction_error(scoring.G, images, evaluator.latent_dim, evaluator.latent_dist,
                                   labels if evaluator.num_classes else None, steps=settings.steps, lr=settings.lr,
                                   restarts=settings.restarts, seed=evaluator.seed, progress=evaluator.progress)
@@ -158,6 +174,10 @@ def recon_metric(scoring, settings: ReconSettings) -> dict[str, float]:
 
 
 def recon_protocol(evaluator, settings: ReconSettings) -> dict:
-    return {"images": min(settings.images, evaluator.num_reference or settings.images), "steps": settings.steps,
-            "lr": settings.lr, "restarts": settings.restarts, "optimizer": "rmsprop(alpha=0.9, eps=1e-6)",
-            "init": "z = 0, then latent-distribution draws", "scale": "pixel-mean squared error on [0, 1]"}
+    """The metric's part of an evaluation's protocol: enough to redo it on the same images."""
+    indices = recon_subset(evaluator, settings)
+    digest = hashlib.sha256(json.dumps(indices.tolist()).encode()).hexdigest()
+    return {"images": len(indices), "subset": "the first images of the reference split in the fixed SHA-256 order "
+            "of ganscape.metrics.reference.subset_indices", "subset_sha256": digest,
+            "steps": settings.steps, "lr": settings.lr, "optimizer": OPTIMIZER, "restarts": settings.restarts,
+            "init": INIT, "restart_seed": evaluator.seed, "scale": "pixel-mean squared error on [0, 1]"}

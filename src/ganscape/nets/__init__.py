@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ganscape.errors import lookup
-from ganscape.nets import biggan, dcgan, resnet, sndcgan, wn_resnet
+from ganscape.nets import biggan, dcgan, gan_stability, resnet, sndcgan, wn_resnet
 from ganscape.nets.layers import NORMS
 from ganscape.nets.mlp import MLPDiscriminator, MLPGenerator
 from ganscape.nets.spec import ModelSpec
@@ -67,6 +67,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     "biggan_deep": Architecture(biggan.deep_generator, biggan.deep_discriminator,
                                 "BigGAN-deep, 32-256 px, depth blocks per resolution (ch 128, depth 2)",
                                 biggan.BigGANSettings),
+    **{arch: Architecture(*gan_stability.BUILDERS[arch], f"GAN_stability {about} (width = nfilter)",
+                          gan_stability.GANStabilitySettings) for arch, about in {
+        "gs_resnet": "resnet.py, sides 4*2^n, nf*2^k channels up to nfilter_max",
+        "gs_resnet2": "resnet2.py, sides multiple of 32, two blocks per size (ImageNet, nf 64)",
+        "gs_resnet3": "resnet3.py, sides multiple of 64, 7x7 image convs (pretrained LSUN)",
+        "gs_resnet4": "resnet4.py, sides multiple of 64, 7x7 image convs (pretrained CelebA)"}.items()},
 }
 
 

@@ -10,12 +10,20 @@ D-input pipeline (``objectives.d_input.DInput``: augmentation, instance noise) i
 which owns the pipeline's state and random streams: ``Objective`` receives the batches as D sees them
 and transforms nothing. A step uses it in two parts:
 
-* ``d_totals(D, real, fake, labels, generator)``: D's loss on the batches as D sees them plus
-  every weighted d_loss penalty, computed on those same batches.
+* ``d_totals(D, real, fake, labels, generator, d_update=i)``: D's loss on the batches as D sees them
+  plus every weighted d_loss penalty, computed on those same batches.
 * ``g_totals(G, fake_logits)``: G's loss on D's logits of the fakes (as D saw them) plus every
   weighted g_loss penalty.
 
 ``constrain(D)`` applies the d_constraint penalties (WGAN weight clipping) after each D step.
+
+Lazy regularization (StyleGAN2): with ``lazy_interval`` k > 1 the lazy penalties (``Penalty.lazy``: r1
+and r2) are computed only on the D updates whose index (counted over the whole run) is a multiple of k,
+with k times their weight, so that the penalty's gradient summed over any k consecutive updates at a
+fixed D is exactly the dense one's. The other penalties act on every update. The penalty is added to
+the same update's total (not a separate optimizer step, as StyleGAN2 takes), so no learning rate needs
+correcting. Without an index (``d_update=None``: the dynamics' analyses) the objective is the dense one,
+the lazy objective's expectation.
 """
 
 from __future__ import annotations
@@ -63,8 +71,12 @@ class Objective:
     loss: Loss
     penalties: tuple[tuple[Penalty, float], ...] = ()
     scale: PixelScale = DATA_SCALE  # where gradient penalties are measured
+    lazy_interval: int = 1  # the lazy penalties act on every lazy_interval-th D update, weighted that many times
 
     def __post_init__(self):
+        if self.lazy_interval < 1:
+            raise ConfigError(f"penalty.lazy_interval must be >= 1 (1 computes every penalty on every D update), "
+                              f"got {self.lazy_interval}.")
         for penalty, weight in self.penalties:
             if penalty.kind == D_INPUT:
                 raise ConfigError(f"{penalty.name} transforms D's inputs and is not a term of the objective: "
@@ -72,10 +84,11 @@ class Objective:
 
     @classmethod
     def from_config(cls, cfg) -> "Objective":
-        """The objective of an ``Experiment``: ``loss``, ``penalty.use`` and ``penalty.pixel_scale``."""
+        """The objective of an ``Experiment``: ``loss``, ``penalty.use``, ``penalty.pixel_scale`` and
+        ``penalty.lazy_interval``."""
         penalties = tuple((lookup(PENALTIES, term.name, "penalty"), term.weight) for term in cfg.penalty.use)
         return cls(lookup(LOSSES, cfg.loss, "loss"), penalties,
-                   lookup(PIXEL_SCALES, cfg.penalty.pixel_scale, "pixel scale"))
+                   lookup(PIXEL_SCALES, cfg.penalty.pixel_scale, "pixel scale"), cfg.penalty.lazy_interval)
 
     @classmethod
     def of(cls, loss: str, penalties: dict[str, float] | None = None, **options) -> "Objective":
@@ -91,14 +104,26 @@ class Objective:
         """The weight of penalty ``name``, 0 when it is not used."""
         return sum(weight for penalty, weight in self.penalties if penalty.name == name)
 
-    def _weighted(self, kind: str, inputs: PenaltyInputs, loss: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        terms = {penalty.name: penalty.apply(inputs) for penalty, _ in self.of_kind(kind)}
-        total = loss + sum(weight * terms[penalty.name] for penalty, weight in self.of_kind(kind))
+    def acting(self, kind: str, d_update: int | None = None) -> list[tuple[Penalty, float]]:
+        """The penalties of ``kind`` that act at D update ``d_update``, with their effective weights: a lazy
+        penalty only where ``d_update`` is a multiple of ``lazy_interval``, then weighted ``lazy_interval``
+        times; every penalty at its own weight when ``d_update`` is None (the dense objective)."""
+        if d_update is None or self.lazy_interval == 1:
+            return self.of_kind(kind)
+        regularizing = d_update % self.lazy_interval == 0
+        return [(penalty, weight * self.lazy_interval if penalty.lazy else weight)
+                for penalty, weight in self.of_kind(kind) if regularizing or not penalty.lazy]
+
+    @staticmethod
+    def _weighted(penalties: list[tuple[Penalty, float]], inputs: PenaltyInputs,
+                  loss: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        terms = {penalty.name: penalty.apply(inputs) for penalty, _ in penalties}
+        total = loss + sum(weight * terms[penalty.name] for penalty, weight in penalties)
         return total, terms
 
     def d_totals(self, D: Callable[..., Tensor], real: Tensor, fake: Tensor, labels: Tensor | None,
                  generator: torch.Generator | None, fused: bool = False,
-                 penalty_D: Callable[..., Tensor] | None = None) -> Totals:
+                 penalty_D: Callable[..., Tensor] | None = None, d_update: int | None = None) -> Totals:
         """D's objective on ``real`` and ``fake`` as D sees them (after the caller's D-input pipeline).
 
         ``fake`` may keep its graph to G (the dynamics need how D's objective changes with G);
@@ -108,6 +133,8 @@ class Objective:
         ``G_D`` does, instead of once per call). ``penalty_D`` evaluates the penalties (default ``D``):
         an eager D where ``D`` is compiled, since torch.compile does not take double backward.
         Logits reach the loss in float32 at least, whatever precision D ran in (bf16 autocast).
+        ``d_update``: the run's index of this D update, which decides whether the lazy penalties act
+        (``acting``); None gives the dense objective. ``terms`` holds only the penalties computed.
         """
         if fused:
             both = D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]))
@@ -116,7 +143,7 @@ class Objective:
             real_logits, fake_logits = at_least_float32(D(real, labels)), at_least_float32(D(fake, labels))
         loss = self.loss.d_loss(real_logits, fake_logits)
         inputs = PenaltyInputs(penalty_D or D, None, real, fake, labels, generator, self.scale)
-        total, terms = self._weighted(D_LOSS, inputs, loss)
+        total, terms = self._weighted(self.acting(D_LOSS, d_update), inputs, loss)
         return Totals(total, loss, terms, real_logits, fake_logits)
 
     def g_totals(self, G: nn.Module | None, fake_logits: Tensor) -> Totals:
@@ -124,7 +151,7 @@ class Objective:
         fake_logits = at_least_float32(fake_logits)
         loss = self.loss.g_loss(fake_logits)
         inputs = PenaltyInputs(None, G, None, None, None, None, self.scale)
-        total, terms = self._weighted(G_LOSS, inputs, loss)
+        total, terms = self._weighted(self.of_kind(G_LOSS), inputs, loss)
         return Totals(total, loss, terms, None, fake_logits)
 
     def constrain(self, D: nn.Module) -> None:

@@ -239,7 +239,10 @@ class Penalty:
     ``gradient_penalty``: it differentiates D with respect to its input (so it is measured on a
     pixel scale, and batch norm in D spoils it). ``lipschitz``: it constrains D's Lipschitz
     constant (what the wgan loss needs). ``dirac``: the Dirac-GAN, whose D is a single vector psi,
-    can play it (weight penalties need weight matrices).
+    can play it (weight penalties need weight matrices). ``lazy``: a run may compute it only on every
+    k-th D update with k times its weight (``penalty.lazy_interval``, StyleGAN2's lazy regularization);
+    only the zero-centred gradient penalties are, since they draw no random numbers and skipping them
+    shifts no random stream.
     """
 
     name: str
@@ -251,6 +254,7 @@ class Penalty:
     gradient_penalty: bool = False
     lipschitz: bool = False
     dirac: bool = True
+    lazy: bool = False
 
 
 PENALTIES: dict[str, Penalty] = {p.name: p for p in [
@@ -261,9 +265,11 @@ PENALTIES: dict[str, Penalty] = {p.name: p for p in [
             10.0, "lambda", "DRAGAN gradient penalty around perturbed real data", gradient_penalty=True,
             lipschitz=True),
     Penalty("r1", D_LOSS, lambda i: r1(i.D, i.real, i.labels, i.scale),
-            10.0, "lambda", "R1 zero-centred gradient penalty on real data (gamma)", gradient_penalty=True),
+            10.0, "lambda", "R1 zero-centred gradient penalty on real data (gamma)", gradient_penalty=True,
+            lazy=True),
     Penalty("r2", D_LOSS, lambda i: r2(i.D, i.fake, i.labels, i.scale),
-            10.0, "lambda", "R2 zero-centred gradient penalty on generated data", gradient_penalty=True),
+            10.0, "lambda", "R2 zero-centred gradient penalty on generated data", gradient_penalty=True,
+            lazy=True),
     Penalty("l2", D_LOSS, lambda i: l2(i.D), 0.01, "lambda", "weight decay on D's weight tensors", dirac=False),
     Penalty("ortho", G_LOSS, lambda i: orthogonal(i.G), 1e-4, "lambda",
             "BigGAN orthogonal regularization of G's weights", dirac=False),

@@ -7,7 +7,9 @@
                           of k; what failed trials scored, and why a plot is left out
     report/index.html     the tables, those notes and the plots, images embedded (one file to send or open anywhere)
     report/*.png          the plots: budget curves against trials, work and wall time, the top 5% per group,
-                          every trial's score per group, parameter importances, each group's best samples
+                          every trial's score per group, parameter importances, each group's best samples;
+                          where the runs log ``log.convergence``, whether each group settles (``study.settling``:
+                          settling.png and a table)
 
 Failed trials, diverged (an infinite objective, or a run that diverged) or pruned, are counted per group
 apart. By default (objective ``failed: worst``, the GAN Landscape's protocol) they score the worst value:
@@ -41,6 +43,7 @@ from ganscape.plots import count_axis
 from ganscape.study.budget import best_so_far_band, expected_best, expected_best_curve
 from ganscape.study.engine import StudyDir, _optuna, group_label, load_studies
 from ganscape.study.leases import last_beat
+from ganscape.study.settling import TITLE as SETTLING, settling_section
 from ganscape.study.spec import StudySpec
 
 TOP_FRACTION = 0.05
@@ -210,14 +213,20 @@ def _fmt(value) -> str:
                                                                                      else str(value))
 
 
-def markdown(spec: StudySpec, table: list[dict], notes: list[str] = ()) -> str:
-    columns = list(table[0]) if table else ["group"]
+def markdown_table(rows: list[dict]) -> str:
+    columns = list(rows[0]) if rows else ["group"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in rows]) + "\n"
+
+
+def markdown(spec: StudySpec, table: list[dict], notes: list[str] = (), tables: dict[str, list[dict]] | None = None) \
+        -> str:
+    """summary.md: the groups' table, the notes, then each further titled table."""
     head = (f"# {spec.name}\n\nObjective: {spec.objective.reduce} {spec.objective.metric} over each run's "
             f"evaluations ({spec.objective.direction}), mean over {spec.seeds} seed(s) per trial; sampler "
             f"{spec.sampler}.\n\n")
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in table]
-    return head + "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in notes)
+    more = "".join(f"\n## {title}\n\n{markdown_table(rows)}" for title, rows in (tables or {}).items())
+    return head + markdown_table(table) + "".join(f"\n{note}\n" for note in notes) + more
 
 
 def write_trials_csv(path: Path, rows: list[dict]) -> None:
@@ -531,6 +540,88 @@ def best_samples(folder: StudyDir, spec: StudySpec, groups: dict[str, list[dict]
     return pictures
 
 
+# ---------------------------------------------------------------- learning curves
+
+
+@dataclass
+class LearningCurves:
+    """One group's objective over training: the trial it comes from (the group's best) and, for each of its
+    seeds' runs, the steps of its evaluations and the objective's values there (``objective_evaluations``)."""
+
+    trial: int
+    runs: list[tuple[np.ndarray, np.ndarray]]
+
+
+def learning_curves(folder: StudyDir, spec: StudySpec, groups: dict[str, list[dict]]) -> dict[str, LearningCurves]:
+    """Each group's best trial's evaluations over training, read from its seeds' metrics logs. The best trial
+    stands for the group (in a study without search, trials: 1, it is the group's only one); groups without a
+    finite trial, and runs trained on another machine (no run directory here), are left out."""
+    from ganscape.store.rundir import RunDir, read_metrics
+    from ganscape.study.engine import objective_evaluations
+
+    curves = {}
+    for label, trials in groups.items():
+        best = best_of([t for t in trials if t["run_dirs"]], spec)
+        if best is None:
+            continue
+        runs = []
+        for name in best["run_dirs"]:
+            evaluations = objective_evaluations(read_metrics(RunDir(folder.runs / name)), spec)  # [] when absent
+            if evaluations:
+                steps, values = zip(*evaluations)
+                runs.append((np.array(steps), np.array(values, dtype=np.float64)))
+        if runs:
+            curves[label] = LearningCurves(best["trial"], runs)
+    return curves
+
+
+def _spread(values: list[float]) -> float:
+    """The sample standard deviation (n - 1) of the seeds' values; NaN for a single seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def final_values(spec: StudySpec, curves: dict[str, LearningCurves]) -> list[dict]:
+    """Per group: its trial, the number of seeds, the step of the last evaluation (a range when the seeds
+    stopped at different steps), and the mean and sample std over the seeds of each seed's last and best
+    evaluation."""
+    pick = min if spec.objective.direction == "minimize" else max
+    table = []
+    for label, curve in curves.items():
+        last = [float(values[-1]) for _, values in curve.runs]
+        best = [float(pick(values)) for _, values in curve.runs]
+        stops = sorted({int(steps[-1]) for steps, _ in curve.runs})
+        table.append({"group": label, "trial": curve.trial, "seeds": len(curve.runs),
+                      "last_step": str(stops[0]) if len(stops) == 1 else f"{stops[0]}-{stops[-1]}",
+                      "last_mean": float(np.mean(last)), "last_std": _spread(last),
+                      "best_mean": float(np.mean(best)), "best_std": _spread(best)})
+    return table
+
+
+def seed_band(curve: LearningCurves) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, lowest, highest) over the seeds at the steps every seed evaluated."""
+    steps = curve.runs[0][0]
+    for other, _ in curve.runs[1:]:
+        steps = np.intersect1d(steps, other)
+    values = np.array([run_values[np.isin(run_steps, steps)] for run_steps, run_values in curve.runs])
+    return steps, values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+
+
+def learning_curves_figure(spec: StudySpec, curves: dict[str, LearningCurves]) -> Plot:
+    """The objective over training per group: the mean over the seeds, with a band from the lowest to the
+    highest seed."""
+    fig, panels = _panels(len(curves), 7, 4.5)
+    palette = _palette(len(curves))
+    for index, ((label, curve), ax) in enumerate(zip(curves.items(), panels)):
+        steps, mean, low, high = seed_band(curve)
+        color = palette[index % len(palette)]
+        ax.plot(steps, mean, color=color, marker=".", label=f"{label} ({len(curve.runs)} seeds)")
+        ax.fill_between(steps, low, high, color=color, alpha=0.15)
+        if not _one_axis(panels):
+            ax.set_title(label, fontsize=TICK_SIZE)
+    _finish(fig, panels, f"{spec.objective.metric} over training, each group's best trial (mean over seeds, band "
+                         "from the lowest to the highest seed)", "training step", spec.objective.metric)
+    return Plot("learning_curves.png", "The objective over training", fig)
+
 # Marks on <body> that say whether every image loaded and nothing went wrong: what a headless browser checks.
 CHECK_SCRIPT = """<script>
 window.ganscapeErrors = [];
@@ -564,11 +655,16 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def html_page(spec: StudySpec, table: list[dict], figures: dict[str, bytes], samples: dict[str, bytes],
-              counts: dict, notes: list[str] = ()) -> str:
-    columns = list(table[0]) if table else []
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in columns) + "</tr>" for r in table)
+def html_table(rows: list[dict]) -> str:
+    columns = list(rows[0]) if rows else []
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def html_page(spec: StudySpec, table: list[dict], figures: dict[str, bytes], samples: dict[str, bytes],
+              counts: dict, notes: list[str] = (), tables: dict[str, list[dict]] | None = None) -> str:
+    more = "".join(f"<h2>{html.escape(title)}</h2>{html_table(rows)}" for title, rows in (tables or {}).items())
     remarks = "".join(f"<p>{html.escape(note)}</p>" for note in notes)
     sections = "".join(f"<h2>{html.escape(title)}</h2>{_img(png, title)}" for title, png in figures.items())
     grids = "".join(f'<figure>{_img(png, label)}<figcaption>{html.escape(label)}</figcaption></figure>'
@@ -581,8 +677,9 @@ def html_page(spec: StudySpec, table: list[dict], figures: dict[str, bytes], sam
 Trials: {counts['complete']} complete ({counts.get('diverged', 0)} of them diverged), {counts['pruned']} pruned,
 {counts['failed']} failed (killed or lost attempts, retried, and trials whose config was invalid).</p>
 <h2>Groups</h2>
-<table><tr>{head}</tr>{rows}</table>
+{html_table(table)}
 {remarks}
+{more}
 {sections}
 <h2>Samples of each group's best trial</h2>
 {grids}
@@ -595,8 +692,9 @@ class StudyParts:
     """What a study's report shows, built once for its own report and for a campaign's page: ``rows`` (every
     trial, ``gather``), ``groups`` (each group's scored trials in trial order), ``table`` (``summary_rows``),
     ``figures`` (title -> PNG; ``files``: title -> its file in report/), ``samples`` (group -> PNG of its
-    best trial's samples), ``counts`` (trials by state), ``failed`` (what failed trials scored) and ``notes``
-    (sentences for the page and summary.md: that score, and why a plot is left out)."""
+    best trial's samples), ``counts`` (trials by state), ``failed`` (what failed trials scored), ``notes``
+    (sentences for the page and summary.md: that score, and why a plot is left out) and ``tables`` (further
+    titled tables, e.g. final values over training)."""
 
     spec: StudySpec
     rows: list[dict]
@@ -608,6 +706,7 @@ class StudyParts:
     failed: FailedScore
     files: dict[str, str]
     notes: list[str]
+    tables: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def study_parts(folder: StudyDir) -> StudyParts:
@@ -622,6 +721,14 @@ def study_parts(folder: StudyDir) -> StudyParts:
     importance, why_not = importance_figure(spec, studies, failed)
     plots += [importance] if importance is not None else []
     notes += [why_not] if why_not else []
+    tables: dict[str, list[dict]] = {}  # titled tables beyond the groups' own
+    curves = learning_curves(folder, spec, groups)  # each group's best trial over training, per seed
+    plots += [learning_curves_figure(spec, curves)] if curves else []
+    tables |= {"Final values": final_values(spec, curves)} if curves else {}
+    settling = settling_section(folder.runs, groups, spec.objective.metric.rsplit("/", 1)[-1])  # log.convergence runs
+    plots += [Plot("settling.png", SETTLING, settling.figure)] if settling else []
+    tables |= {SETTLING: settling.rows} if settling else {}
+    notes += [settling.rule] if settling else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConfigWarning)  # the runs' configs were checked when the study was made
         samples = best_samples(folder, spec, groups)
@@ -629,7 +736,7 @@ def study_parts(folder: StudyDir) -> StudyParts:
     counts = {"complete": states.count("COMPLETE"), "failed": states.count("FAIL"), "pruned": states.count("PRUNED"),
               "diverged": sum(r["failed"] == "diverged" for r in rows)}
     return StudyParts(spec, rows, groups, summary_rows(spec, groups, failed), {p.title: _png(p.figure) for p in plots},
-                      samples, counts, failed, {p.title: p.file for p in plots}, notes)
+                      samples, counts, failed, {p.title: p.file for p in plots}, notes, tables)
 
 
 def write_report(folder: StudyDir) -> Path:
@@ -638,9 +745,10 @@ def write_report(folder: StudyDir) -> Path:
     out = folder.path / "report"
     out.mkdir(exist_ok=True)
     write_trials_csv(out / "trials.csv", parts.rows)
-    (out / "summary.md").write_text(markdown(parts.spec, parts.table, parts.notes))
+    (out / "summary.md").write_text(markdown(parts.spec, parts.table, parts.notes, parts.tables))
     for title, png in parts.figures.items():
         (out / parts.files[title]).write_bytes(png)
     page = out / "index.html"
-    page.write_text(html_page(parts.spec, parts.table, parts.figures, parts.samples, parts.counts, parts.notes))
+    page.write_text(html_page(parts.spec, parts.table, parts.figures, parts.samples, parts.counts, parts.notes,
+                              parts.tables))
     return page

@@ -18,6 +18,12 @@ A study spec is YAML, checked like a config (unknown keys and values are refused
     objective: {metric: kl_to_uniform, direction: minimize, reduce: best}
     pruning: {enabled: false}
 
+A group key is a config key with its list of values, or a name with labelled sets of settings, when one
+group must set several keys (Xiang & Li give G and D the same normalization)::
+
+    groups:
+      norm: {weight: {g.norm: weight, d.norm: weight}, batch: {g.norm: batch, d.norm: batch}}
+
 A parameter is ``NAME: {KIND: ARGS, keys: [config keys]}`` with KIND one of ``log_uniform: [low,
 high]``, ``uniform: [low, high]``, ``int: [low, high]``, ``categorical: [values]`` or ``settings:
 {label: {key: value, ...}, ...}`` (named sets of values, e.g. SN-GAN's A-F). ``keys`` default to
@@ -161,6 +167,7 @@ class StudySpec:
     description: str = ""
     source: dict = field(default_factory=dict)  # the spec as written, to store beside the study
     group_spaces: tuple[GroupSpace, ...] = ()
+    group_sets: dict[str, dict[str, dict]] = field(default_factory=dict)  # named group -> label -> its settings
     _penalties_of: dict = field(default_factory=dict, compare=False, repr=False)  # cache of penalties_used
 
     def group_names(self) -> list[dict[str, Any]]:
@@ -180,20 +187,27 @@ class StudySpec:
         used = self.penalties_used(group)
         return tuple(kept for param in named.values() if (kept := param.for_penalties(used)) is not None)
 
+    def group_settings(self, group: dict) -> dict[str, Any]:
+        """The config values a group sets: each config key's value, and each named group's chosen set."""
+        settings: dict[str, Any] = {}
+        for key, value in group.items():
+            settings.update(self.group_sets[key][value] if key in self.group_sets else {key: value})
+        return settings
+
     def penalties_used(self, group: dict) -> set[str]:
         """The penalties in ``penalty.use`` of the group's config (base, overrides and the group's values)."""
         key = repr((self.base, self.overrides, sorted(group.items())))  # still right for a dataclasses.replace copy
         if key not in self._penalties_of:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConfigWarning)
-                cfg = load_config(self.base, list(self.overrides), settings=group)
+                cfg = load_config(self.base, list(self.overrides), settings=self.group_settings(group))
             self._penalties_of[key] = {term.name for term in cfg.penalty.use}
         return self._penalties_of[key]
 
     def trial_settings(self, group: dict, params: dict, seed: int) -> dict[str, Any]:
         """The typed values a trial sets by dotted key, in the order they apply: the group's, each of the group's
         parameters (in the spec's order: a later one wins), the seed."""
-        settings = dict(group)
+        settings = self.group_settings(group)
         for param in self.params_for(group):
             settings.update(param.settings(params[param.name]))
         return settings | {"train.seed": seed}
@@ -335,15 +349,12 @@ def parse_spec(data: Any, where: str, name: str = "study") -> StudySpec:
         if not isinstance(item, str) or "=" not in item:
             raise _error(where, f"overrides are key=value strings, not {item!r}.")
         _known(item.partition("=")[0].strip(), where)
-    groups = data.get("groups") or {}
-    if not isinstance(groups, Mapping) or not all(isinstance(v, list) and v for v in groups.values()):
-        raise _error(where, "groups maps config keys to non-empty lists of values, e.g. loss: [ns, wgan].")
-    for key in groups:
-        _known(str(key), f"{where}, groups")
+    groups, group_sets = _groups(data.get("groups") or {}, where)
     params = _space(data.get("space"), where)
     group_spaces = _group_spaces(data.get("group_spaces"), groups, where)
     every_param = [*params, *(p for space in group_spaces for p in space.params)]
-    clash = {k for p in every_param for k in p.keys} & set(groups)
+    group_keys = set(groups) - set(group_sets) | {k for sets in group_sets.values() for s in sets.values() for k in s}
+    clash = {k for p in every_param for k in p.keys} & group_keys
     if clash:
         raise _error(where, f"{', '.join(sorted(clash))} is both a group and a searched parameter.")
     sampler = data.get("sampler", "random")
@@ -367,7 +378,35 @@ def parse_spec(data: Any, where: str, name: str = "study") -> StudySpec:
     return StudySpec(str(data.get("name", name)), str(data["base"]), tuple(overrides),
                      {str(k): tuple(v) for k, v in groups.items()}, tuple(params), counts["trials"], counts["seeds"],
                      str(sampler["name"]), int(sampler.get("seed", 0)), _objective(data.get("objective"), where),
-                     pruning, str(data.get("description", "")), dict(data), tuple(group_spaces))
+                     pruning, str(data.get("description", "")), dict(data), tuple(group_spaces), group_sets)
+
+
+def _groups(groups: Any, where: str) -> tuple[dict[str, list], dict[str, dict[str, dict]]]:
+    """``groups``: (each group key's values, the labelled settings of each named group). A config key lists its
+    values; a name maps labels to {config key: value} (every label setting the same keys)."""
+    form = ("groups maps config keys to non-empty lists of values (loss: [ns, wgan]) or a name to labelled "
+            "settings (norm: {weight: {g.norm: weight, d.norm: weight}, batch: {g.norm: batch, d.norm: batch}}).")
+    if not isinstance(groups, Mapping):
+        raise _error(where, form)
+    values, sets = {}, {}
+    for key, entry in groups.items():
+        key, at = str(key), f"{where}, groups, {key}"
+        if isinstance(entry, list) and entry:
+            _known(key, f"{where}, groups")
+            values[key] = entry
+            continue
+        if not (isinstance(entry, Mapping) and entry
+                and all(isinstance(s, Mapping) and s for s in entry.values())):
+            raise _error(where, form)
+        keys = {frozenset(s) for s in entry.values()}
+        if len(keys) > 1:
+            raise _error(at, "every label must set the same config keys, so that the groups differ only in their "
+                             f"values; these set {' vs '.join(sorted(', '.join(sorted(k)) for k in keys))}.")
+        for config_key in next(iter(keys)):
+            _known(str(config_key), at)
+        values[key] = [str(label) for label in entry]
+        sets[key] = {str(label): {str(k): v for k, v in s.items()} for label, s in entry.items()}
+    return values, sets
 
 
 def _group_spaces(entries: Any, groups: Mapping[str, list], where: str) -> list[GroupSpace]:

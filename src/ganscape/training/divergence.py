@@ -62,21 +62,27 @@ class LossMonitor:
     asked (at log, checkpoint, picture and evaluation steps), so that steps never wait for the device.
 
     The non-finite check stays exact: every step folds "not all finite" into an on-device record of the
-    first such step and its values, which ``read`` turns into the diagnosis.
+    first such step and its values, which ``read`` turns into the diagnosis. A value that a step does not
+    return (a lazy penalty that it skipped, ``penalty.lazy_interval``) keeps the last one recorded; a name
+    first returned by a later step (such a penalty after a resume) is read from then on.
     """
 
     def __init__(self):
         self.names: list[str] = []
-        self.latest: torch.Tensor | None = None
+        self.by_name: dict[str, torch.Tensor] = {}  # the latest value of every name recorded so far
+        self.latest: torch.Tensor | None = None  # the same, stacked in the order of ``names``
         self.first_bad: torch.Tensor | None = None  # step number, -1 while every value was finite
         self.bad_values: torch.Tensor | None = None
 
     def record(self, step: int, stats: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([value.float() for value in stats.values()])
+        self.by_name |= {name: value.float() for name, value in stats.items()}
+        values = torch.stack(list(self.by_name.values()))
         if self.latest is None:
-            self.names = list(stats)
             self.first_bad = torch.full((), -1, dtype=torch.int64, device=values.device)
             self.bad_values = torch.zeros_like(values)
+        elif len(values) > len(self.bad_values):  # new names come last (dicts keep their insertion order)
+            self.bad_values = torch.cat([self.bad_values, values.new_zeros(len(values) - len(self.bad_values))])
+        self.names = list(self.by_name)
         newly_bad = (self.first_bad < 0) & ~torch.isfinite(values).all()
         self.first_bad = torch.where(newly_bad, step, self.first_bad)
         self.bad_values = torch.where(newly_bad, values, self.bad_values)

@@ -34,6 +34,7 @@ from ganscape.metrics.evaluate import Evaluator, evaluate_and_write
 from ganscape.objectives.objective import Objective
 from ganscape.store.rundir import MetricsLog, RunDir, read_metrics
 from ganscape.training.best import BestScores
+from ganscape.training.convergence import ConvergenceProbe
 from ganscape.training.d_input_pictures import save_augmented_reals, save_p_curve
 from ganscape.training.distributed import SINGLE, Processes, any_process, broadcast
 from ganscape.training.divergence import LossMonitor, check_state
@@ -248,6 +249,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
         check_keep_best(cfg.checkpoint.keep_best, evaluator.metrics if evaluator else [])
     if resume:
         resume_state(state, run, from_step, move_newer=main)
+    convergence = ConvergenceProbe.for_run(cfg, data, state) if cfg.log.convergence else None  # after the resume
     last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
     log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step) if main else None
     best = BestScores.from_log(read_metrics(run))
@@ -295,6 +297,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     values |= state.d_input.logged()  # ADA's p, a number on the host
                     values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
                     values |= work.logged(step)
+                    values |= convergence.logged(state) if convergence is not None else {}
                     step_time, steps_timed = 0.0, 0
                     if main:
                         log.write(step, values)

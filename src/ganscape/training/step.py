@@ -18,7 +18,11 @@ The random streams are consumed in a fixed order, which resuming relies on: per 
 shard, a real batch (``Streams.data``), latents (``Streams.latent``), then from ``Streams.noise``
 the D-input pipeline's draws for the real and then for the generated batch (augmentation, then instance
 noise) and the penalties' own draws; per G micro-batch and shard, latents, then the pipeline's draws for
-the generated batch.
+the generated batch. Lazy regularization (``penalty.lazy_interval`` k > 1) skips r1 and r2 on the D
+updates whose run-wide index ``state.step * n_disc + i`` is not a multiple of k; these penalties draw no
+random numbers, so a lazy run consumes every stream exactly as the dense run does. The index depends
+only on the step count, so every micro-batch and shard of an update, every process, and a resumed run
+agree on it.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     with, so fake and real batches have the same classes; G's micro-batch i uses the labels of the
     last D update's micro-batch i (shard by shard). Returns the losses (without penalties), D's mean logits and each
     loss-term penalty's unweighted value, averaged over the last update's micro-batches, as tensors
-    on the training device.
+    on the training device. A lazy penalty's value is that of the last D update of this step that
+    computed it, and absent when none did (``LossMonitor`` then keeps its earlier value).
     """
     G, D = state.G, state.D
     device = next(G.parameters()).device
@@ -51,8 +56,10 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
     weight = parts * state.total_shards  # each part's loss counts 1 / weight of the update
     networks = autocast(state.precision, device)  # G and D run in it; losses and penalty norms stay float32
     shard_streams = state.streams
+    d_terms: dict[str, list[torch.Tensor]] = {}  # each D penalty's values in the last update that computed it
 
-    for _ in range(cfg.train.n_disc):
+    for i in range(cfg.train.n_disc):
+        d_update = state.step * cfg.train.n_disc + i  # run-wide, so lazy penalties keep their rhythm over resumes
         state.opt_d.zero_grad(set_to_none=True)
         d_parts, label_parts = [], []  # this update's
         for _ in range(parts):
@@ -66,7 +73,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
                 real, fake = state.d_input.d_step(real, fake, state.step, streams.noise)
                 with networks:
                     d = objective.d_totals(state.D_forward, real, fake, labels, streams.noise, fused=state.fused_d,
-                                           penalty_D=D)
+                                           penalty_D=D, d_update=d_update)
                 (d.total / weight).backward()
                 d_parts.append(d)
                 label_parts.append((labels, streams))
@@ -75,6 +82,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
         apply_constraints(D)
         objective.constrain(D)
         state.d_input.observe([d.real_logits for d in d_parts])
+        d_terms |= {name: [d.terms[name] for d in d_parts] for name in d_parts[0].terms}
 
     state.opt_g.zero_grad(set_to_none=True)
     g_parts = []
@@ -100,7 +108,7 @@ def train_step(state: GANState, data: Dataset, objective: Objective, cfg: Experi
         state.ema.update(G, state.step)
     stats = {"d_loss": mean(d.loss for d in d_parts), "g_loss": mean(g.loss for g in g_parts),
              "d_real": mean(d.real_logits.mean() for d in d_parts), "d_fake": mean(d.fake_logits.mean() for d in d_parts)}
-    stats |= {f"penalty/{name}": mean(d.terms[name] for d in d_parts) for name in d_parts[0].terms}
+    stats |= {f"penalty/{name}": mean(values) for name, values in d_terms.items()}
     stats |= {f"penalty/{name}": mean(g.terms[name] for g in g_parts) for name in g_parts[0].terms}
     return stats
 
