@@ -79,6 +79,7 @@ def test_invalid_landscape_configs_are_refused(overrides, message):
     (["penalty=wgan_clip"], "wgan_clip is the Wasserstein critic's constraint"),
     (["penalty.noise_anneal_steps=100"], "has no effect without the instance_noise penalty"),
     (["penalty.pixel_scale=unit", "penalty=l2"], "has no effect without a gradient penalty"),
+    (["penalty.lazy_interval=4", "penalty=wgan_gp"], "penalty.lazy_interval=4 has no effect: only r1, r2 are"),
 ])
 def test_ill_advised_combinations_warn_but_load(overrides, message):
     with pytest.warns(ConfigWarning, match=message):
@@ -94,6 +95,7 @@ def test_sound_combinations_do_not_warn():
         load_config(None, ["loss=wgan", "d.norm=spectral"])
         load_config(None, ["d.norm=layer", "penalty=dragan", "penalty.pixel_scale=unit"])
         load_config(None, ["d.norm=batch", "penalty=l2"])
+        load_config(None, ["penalty=r1,l2", "penalty.lazy_interval=16"])
 
 
 def test_cli_prints_warnings_once_and_clearly(capsys):

@@ -230,6 +230,10 @@ def check_combinations(cfg: Experiment) -> tuple[list[str], list[str]]:
                       "augment.noise (its std).")
     if cfg.penalty.pixel_scale != "data" and not any(penalties[n].gradient_penalty for n in names):
         advice.append(f"penalty.pixel_scale={cfg.penalty.pixel_scale} has no effect without a gradient penalty.")
+    if cfg.penalty.lazy_interval > 1 and not any(penalties[n].lazy for n in names):
+        lazy = ", ".join(sorted(n for n, p in penalties.items() if p.lazy))
+        advice.append(f"penalty.lazy_interval={cfg.penalty.lazy_interval} has no effect: only {lazy} are computed "
+                      "lazily, and none of them is in penalty.use.")
     return errors, advice + _ignored_augment_keys(cfg.augment)
 
 
