@@ -27,7 +27,8 @@ TESTS = ["tests/test_augment.py", "tests/test_step.py", "tests/test_d_input.py",
          "tests/test_budget_units.py", "tests/test_study_spaces.py", "tests/test_study_analysis.py",
          "tests/test_study_best.py", "tests/test_lazy_regularization.py", "tests/test_gan_stability.py",
          "tests/test_import_gan_stability.py", "tests/test_convergence.py", "tests/test_settling.py",
-         "tests/test_study_curves.py", "tests/test_paper_presets.py", "tests/test_reconstruction.py"]
+         "tests/test_study_curves.py", "tests/test_paper_presets.py", "tests/test_reconstruction.py",
+         "tests/test_spectra.py", "tests/test_collapse.py", "tests/test_amenability.py"]
 
 # (name, file under src/ganscape, exact text, replacement)
 ERRORS = [
@@ -371,6 +372,18 @@ ERRORS = [
     ("presets: base wins over the preset", "config/files.py",
      "for layer in reversed(layers):  # the root base first, the preset asked for last", "for layer in layers:"),
     ("npy: float32 images not scaled", "data/npy_folder.py", "        return array, 255.0", "        return array, 1.0"),
+    ("spectra: G/D swapped", "training/spectra.py", 'self.measure({"G": state.G, "D": state.D})',
+     'self.measure({"G": state.D, "D": state.G})'),
+    ("spectra: no warm start carried", "training/spectra.py",
+     "values, self.vectors[key] = top_singular_values(w, k, start, iterations)",
+     "values, _ = top_singular_values(w, k, start, iterations)"),
+    ("spectra: transposed conv not reshaped", "training/spectra.py", "        weight = weight.movedim(1, 0)",
+     "        weight = weight"),
+    ("collapse: threshold direction reversed", "training/collapse.py",
+     'return value > reference * factor if better == "min" else value < reference / factor',
+     'return value < reference * factor if better == "min" else value > reference / factor'),
+    ("amenability: saturation counted below the level", "metrics/amenability.py",
+     "saturated += int((batch.abs() > SATURATION_LEVEL).sum())", "saturated += int((batch.abs() < SATURATION_LEVEL).sum())"),
 ]
 
 

@@ -83,7 +83,7 @@ def test_config_keys_under_a_prefix(capsys):
     keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert keys == [key for key in all_keys() if key.startswith("g_opt.")] and len(keys) == 6
     assert main(["config", "keys", "trian"]) == 2
-    assert "no config key starts with 'trian'; the sections are augment, checkpoint, d," in capsys.readouterr().err
+    assert "no config key starts with 'trian'; the sections are augment, checkpoint, collapse, d," in capsys.readouterr().err
 
 
 def test_divergence_exit_code_and_message(tiny, capsys):

@@ -19,6 +19,7 @@
     ganscape data download inception             fetch the FID Inception weights into the cache
     ganscape data info NAME [key=value ...]      build a data set and describe it
     ganscape dynamics dirac|table|spectrum ...  Dirac-GAN eigenvalues, the paper's table, a run's spectrum
+    ganscape plot spectra RUN_DIR [--out PNG]   σ₀ of every weight of G and D over the steps (BigGAN's Fig. 3)
 
 One module per command group registers its subcommands (``add_*_parser``); ``common`` holds what they share and
 ``failures`` turns any error into one line and an exit code.
@@ -39,6 +40,7 @@ from ganscape.cli.data import add_data_parser
 from ganscape.cli.dynamics import add_dynamics_parser
 from ganscape.cli.failures import explain, is_a_bug, show_warning
 from ganscape.cli.models import add_model_parsers
+from ganscape.cli.plot import add_plot_parsers
 from ganscape.cli.run import add_run_parsers
 from ganscape.cli.study import add_study_parser
 from ganscape.errors import DivergenceError, GanscapeError, silence_stdout
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_parser(commands)
     add_campaign_parser(commands)
     add_dynamics_parser(commands)
+    add_plot_parsers(commands)
     return parser
 
 

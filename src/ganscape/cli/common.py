@@ -40,13 +40,21 @@ def print_summary(summary: dict) -> None:
 
 def finish(summary: dict, run) -> int:
     """Print the summary; a run stopped by Ctrl-C says how to continue and exits with 130. A run whose
-    output was closed (``| head``) stopped with a checkpoint too: it says so on stderr and exits with 141."""
+    output was closed (``| head``) stopped with a checkpoint too: it says so on stderr and exits with 141. A
+    collapse (``training.collapse``) is said with the checkpoint to go back to; one that stopped the run exits 0."""
     if summary.get("output_closed"):
         if summary["step"] < summary["steps"]:
             print(f"ganscape: the output was closed: stopped at step {summary['step']} with a checkpoint; "
                   f"continue with: ganscape resume {run}", file=sys.stderr)
         return EXIT_BROKEN_PIPE
     print_summary(summary)
+    collapse = summary.get("collapse")
+    if collapse:  # the run's one collapse (training.collapse), and how to go back to before it
+        print(collapse["message"] + (f" Continue from there with: ganscape resume {run} --from-step "
+                                     f"{collapse['kept_step']}" if collapse["kept_step"] is not None else ""))
+        if collapse["stopped"]:
+            print(f"stopped at step {summary['step']}: a collapse was detected and collapse.stop is set")
+            return 0
     if summary["stopped"]:
         print(f"stopped at step {summary['step']} on request; continue with: ganscape resume {run}")
         return EXIT_INTERRUPTED

@@ -95,10 +95,13 @@ def cmd_truncation_sweep(args) -> int:
 
     sweep = truncation_sweep(args.run_dir, args.truncation_sweep, args.overrides, **_evaluation_options(args))
     names = list(sweep.rows[0]["values"])
-    print("truncation  " + "  ".join(f"{name:>12s}" for name in names))
+    saturation = sweep.rows[0]["saturation"] is not None  # images: the share of saturated pixel values
+    print("truncation  " + "  ".join(f"{name:>12s}" for name in names) + ("    saturation" if saturation else ""))
     for row in sweep.rows:
         label = "none" if row["truncation"] is None else f"{row['truncation']:g}"
-        print(f"{label:>10s}  " + "  ".join(f"{row['values'][name]:12.6g}" for name in names))
+        print(f"{label:>10s}  " + "  ".join(f"{row['values'][name]:12.6g}" for name in names)
+              + (f"  {row['saturation']:12.4%}" if saturation else ""))
+    print(sweep.amenability["reason"])
     print(f"wrote {sweep.path} and {sweep.picture}")
     return 0
 
@@ -166,5 +169,6 @@ def add_run_parsers(commands: argparse._SubParsersAction) -> None:
                                  "writes step_N_truncation_T.json")
     truncation.add_argument("--truncation-sweep", metavar="T1,T2,...",
                             help="score the untruncated latents and each threshold (e.g. 0.25,0.5,1,2): the "
-                                 "fidelity/variety trade-off, written to truncation_sweep_step_N.json and .png")
+                                 "fidelity/variety trade-off, written to truncation_sweep_step_N.json and .png, "
+                                 "and whether G is amenable to truncation (fidelity holds, no added saturation)")
     evaluate.set_defaults(func=cmd_eval)

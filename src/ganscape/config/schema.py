@@ -312,6 +312,11 @@ class LogConfig:
     tensorboard: bool = field(default=True, metadata={"help": "also write TensorBoard events"})
     convergence: bool = field(default=False, metadata={"help": (
         "also log whether G settles: convergence/g_move and convergence/d_grad_real (training.convergence)")})
+    spectra_every: int = field(default=0, metadata={"min": 0, "help": (
+        "steps between measurements of the top singular values of every weight of G and D (spectra/..., "
+        "training.spectra), at the first log row at or after each multiple; 0: none")})
+    spectra_k: int = field(default=3, metadata={"min": 1, "max": 64, "help": (
+        "singular values measured per weight (sigma_0 ... sigma_{k-1})")})
 
 
 @dataclass
@@ -372,6 +377,25 @@ class CheckpointConfig:
 
 
 @dataclass
+class CollapseConfig:
+    """Watching a logged value for a collapse (``training.collapse``): ``signal`` empty is off.
+
+    A value the metrics rank (``eval/fid``) collapses when it gets worse than the best of its previous
+    ``window`` records by ``factor``; any other (``spectra/D/max_s0``, as Brock et al. watch D's and G's top
+    singular values) when it grows by ``factor``. The last checkpoint before the collapse is kept.
+    """
+
+    signal: str = field(default="", metadata={"pattern": (r"([\w.-]+(/[\w.-]+)*)?", "the forms of a logged key: words "
+                                                          "joined by /, e.g. spectra/D/max_s0 or eval/fid"),
+                                              "help": "the logged value watched, e.g. spectra/D/max_s0; empty: off"})
+    factor: float = field(default=3.0, metadata={"above": 1.0, "help": (
+        "a collapse: the signal this many times its best of the window (divided by it, for values to maximize)")})
+    window: int = field(default=5, metadata={"min": 0, "help": (
+        "previous records of the signal it is compared with; 0: all (the best so far)")})
+    stop: bool = field(default=False, metadata={"help": "end the run (with a checkpoint) after a collapse"})
+
+
+@dataclass
 class RunConfig:
     """Where the run directory is, and the run it was branched from (recorded by ``ganscape branch``)."""
 
@@ -398,4 +422,5 @@ class Experiment:
     eval: EvalConfig = field(default_factory=EvalConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -255,7 +255,8 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
 
 # Keys that do not change a run's trajectory: a resumed run may change them, and ``config.yaml`` may
 # differ from a checkpoint's config in them.
-RESUMABLE_KEYS = ("train.steps", "train.device", "train.threads", "log.", "eval.", "metrics.", "checkpoint.")
+RESUMABLE_KEYS = ("train.steps", "train.device", "train.threads", "log.", "eval.", "metrics.", "checkpoint.",
+                  "collapse.")
 
 
 def config_differences(a: Experiment, b: Experiment, ignore: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:

@@ -4,7 +4,8 @@ Truncating normal latents to [-t, t] (``nets.truncated_normal``) trades variety 
 BigGAN paper plots FID against IS over thresholds from 2 down to 0.04. ``truncation_sweep`` scores
 one generator under one protocol at every threshold, starting with the latents as trained;
 ``plot_truncation_sweep`` draws the curve: FID against IS when both were computed, precision
-against recall when those were, and otherwise each value against the threshold.
+against recall when those were, and otherwise each value against the threshold. Each row also holds the
+share of saturated pixels of its samples, which ``amenability`` reads with the fidelity values.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from torch import nn
 
+from ganscape.data.base import is_image_data
 from ganscape.errors import ConfigError
+from ganscape.metrics.amenability import saturated_share
 
 # (x, y) of the trade-off picture, in order of preference: the paper's FID vs IS, then precision vs recall
 CURVES = (("is_mean", "fid"), ("recall", "precision"))
@@ -34,12 +37,16 @@ def parse_thresholds(text: str) -> list[float]:
 
 def truncation_sweep(evaluator, G: nn.Module, thresholds: list[float]) -> list[dict]:
     """The evaluator's metrics of ``G`` without truncation, then at each threshold (same latents' seed,
-    same reference): a list of ``{"truncation": t or None, "values": {...}}``."""
+    same reference): a list of ``{"truncation": t or None, "values": {...}, "saturation": share or None}``,
+    where ``saturation`` is the share of saturated pixel values of the ``num_samples`` samples
+    (``amenability.saturated_share``; None when they are not images)."""
     rows = []
     try:
         for threshold in [None, *thresholds]:
             evaluator.truncation = threshold
-            rows.append({"truncation": threshold, "values": evaluator(G)})
+            saturation = (saturated_share(evaluator.samples(G, evaluator.num_samples, evaluator.batch_size))
+                          if is_image_data(evaluator.reference) else None)
+            rows.append({"truncation": threshold, "values": evaluator(G), "saturation": saturation})
     finally:
         evaluator.truncation = None
     return rows

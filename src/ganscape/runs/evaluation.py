@@ -15,6 +15,8 @@ from ganscape.data import build_dataset
 from ganscape.errors import ConfigError, GanscapeError
 from ganscape.hub import CONFIG as MODEL_CONFIG, load_folder
 from ganscape.jsonio import json_value, write_json
+from ganscape.metrics import VALUES
+from ganscape.metrics.amenability import AmenabilityRule, amenability
 from ganscape.metrics.evaluate import Evaluator, evaluate_and_write, evaluation_protocol, kept_difference
 from ganscape.metrics.truncation import parse_thresholds, plot_truncation_sweep, truncation_sweep as sweep_values
 from ganscape.runs.generator import load_run_generator
@@ -46,10 +48,11 @@ class TruncationSweep:
     step: int
     generator: str
     num_samples: int
-    rows: list  # {"truncation": T or None, "values": {...}} per threshold, untruncated first
+    rows: list  # {"truncation": T or None, "values": {...}, "saturation": share} per threshold, untruncated first
     protocol: dict
     path: Path  # the JSON written
     picture: Path  # the fidelity/variety picture beside it
+    amenability: dict  # metrics.amenability.amenability of the rows: verdict, reason, checks, protocol
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,10 @@ def truncation_sweep(target: str | Path | store.RunDir, thresholds, overrides=()
                      samples: int | None = None, ref: str | None = None, ref_root: str | None = None,
                      ref_samples: int | None = None, step: int | None = None, raw: bool = False,
                      seed: int | None = None, device: str = "auto", out: str | Path | None = None,
-                     progress: bool | None = None) -> TruncationSweep:
+                     progress: bool | None = None, amenability_rule: AmenabilityRule | None = None) -> TruncationSweep:
     """The metrics of the untruncated latents and of each threshold (``thresholds``: "0.25,0.5,1" or numbers):
-    the fidelity/variety trade-off, written to ``eval/truncation_sweep_step_N.json`` (or ``out``) with a picture."""
+    the fidelity/variety trade-off, written to ``eval/truncation_sweep_step_N.json`` (or ``out``) with a picture,
+    and whether G is amenable to truncation, judged by ``amenability_rule`` (default: ``AmenabilityRule()``)."""
     if not isinstance(thresholds, str):
         thresholds = ",".join(f"{t:g}" for t in thresholds)
     thresholds = parse_thresholds(thresholds)
@@ -158,15 +162,18 @@ def truncation_sweep(target: str | Path | store.RunDir, thresholds, overrides=()
     if evaluator.latent_dist != "normal":
         raise ConfigError(f"truncation resamples normal latents beyond a threshold; this generator's latents are "
                           f"{evaluator.latent_dist}, so there is nothing to sweep.")
+    amenability_rule = amenability_rule or AmenabilityRule()
+    amenability_rule.check_computed(value for name in evaluator.metrics for value in VALUES[name])
     started = time.perf_counter()
     rows = sweep_values(evaluator, scoring.G, thresholds)
     path = Path(out) if out else truncation_sweep_path(scoring.folder, scoring.step)
     protocol = evaluation_protocol(evaluator, scoring.generator, started)
+    judged = amenability(rows, amenability_rule)
     write_json(path, {"step": scoring.step, "protocol": protocol,
                       "rows": [row | {"values": {k: json_value(v) for k, v in row["values"].items()}}
-                               for row in rows]})
+                               for row in rows], "amenability": judged})
     picture = plot_truncation_sweep(rows, path.with_suffix(".png"),
                                     f"{target}, step {scoring.step} ({scoring.generator} generator), "
                                     f"{evaluator.num_samples} samples")
     return TruncationSweep(scoring.folder, scoring.step, scoring.generator, evaluator.num_samples, rows, protocol,
-                           path, picture)
+                           path, picture, judged)

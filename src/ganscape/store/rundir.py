@@ -12,6 +12,7 @@
       dynamics/             spectrum_step_XXXXXXXX.png
       augmented_reals.png   real images as the discriminator sees them (written at the start of a run)
       augment_p.png         the adaptive augmentation probability over the steps
+      spectra.png           sigma_0 of each weight of G and D over the steps (``ganscape plot spectra``)
       .lock                 held by the one process that trains the run (its PID inside)
 
 This floor knows no config: the config is read and written as text or a dict (``ganscape.runs`` turns it
@@ -83,6 +84,7 @@ class RunDir:
         self.lock_path = self.path / ".lock"
         self.augmented_reals_picture = self.path / "augmented_reals.png"
         self.augment_picture = self.path / "augment_p.png"
+        self.spectra_picture = self.path / "spectra.png"
         self._lock_fd: int | None = None
 
     def __str__(self) -> str:

@@ -34,12 +34,14 @@ from ganscape.metrics.evaluate import Evaluator, evaluate_and_write
 from ganscape.objectives.objective import Objective
 from ganscape.store.rundir import MetricsLog, RunDir, read_metrics
 from ganscape.training.best import BestScores
+from ganscape.training.collapse import CollapseDetector
 from ganscape.training.convergence import ConvergenceProbe
 from ganscape.training.d_input_pictures import save_augmented_reals, save_p_curve
 from ganscape.training.distributed import SINGLE, Processes, any_process, broadcast
 from ganscape.training.divergence import LossMonitor, check_state
 from ganscape.training.sampling import save_samples
 from ganscape.training.snapshots import resume_state, save_state
+from ganscape.training.spectra import SpectraMonitor
 from ganscape.training.speed import precision_flags
 from ganscape.training.state import GANState, build_state, derived_seed, resolve_device, resolve_threads
 from ganscape.training.step import train_step
@@ -250,9 +252,13 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
     if resume:
         resume_state(state, run, from_step, move_newer=main)
     convergence = ConvergenceProbe.for_run(cfg, data, state) if cfg.log.convergence else None  # after the resume
+    spectra = SpectraMonitor.for_run(cfg, state) if cfg.log.spectra_every and main else None  # process 0 logs
     last = min(until, cfg.train.steps) if until is not None else cfg.train.steps
     log = MetricsLog(run, cfg.log.tensorboard, start_step=state.step) if main else None
-    best = BestScores.from_log(read_metrics(run))
+    rows = read_metrics(run)
+    best = BestScores.from_log(rows)
+    collapse = (CollapseDetector.for_run(cfg, evaluator.metrics if evaluator else [], rows) if main
+                else CollapseDetector())  # process 0 reads the log
     print_lines = main and progress is None and not show_bar
     evaluates = broadcast(evaluator is not None, processes)  # every process checkpoints where process 0 evaluates
     bar = tqdm(total=last, initial=state.step, desc="train", unit="step", dynamic_ncols=True, disable=not show_bar)
@@ -276,9 +282,10 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                 steps_timed += 1
                 step = state.step
                 if processes.many:  # every process must stop at the same step: they agree at log steps
-                    stopped = due(step, cfg.log.every, last) and any_process(requests.stop, processes)
+                    stopped = due(step, cfg.log.every, last) and any_process(requests.stop or collapse.stopping,
+                                                                             processes)
                 else:
-                    stopped = requests.stop
+                    stopped = requests.stop or collapse.stopping
                 end = last if not stopped else step
                 bar.update(1)
                 evaluating = evaluates and due(step, cfg.eval.every, last) and not stopped  # then resume does it
@@ -298,15 +305,17 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     values["steps_per_s"] = steps_timed / max(step_time, 1e-9)
                     values |= work.logged(step)
                     values |= convergence.logged(state) if convergence is not None else {}
+                    values |= spectra.logged(state) if spectra is not None else {}
                     step_time, steps_timed = 0.0, 0
                     if main:
                         log.write(step, values)
+                        collapse.observe(step, values, run.checkpoints, log)
                         bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
                     if print_lines:
                         requests.say(f"step {step}/{last}  d_loss {values['d_loss']:.4f}  g_loss {values['g_loss']:.4f}"
                                      f"  {values['steps_per_s']:.3g} steps/s")
                 if checkpointing:
-                    save_state(state, written, run, best, checked, processes)
+                    save_state(state, written, run, best, checked, processes, collapse.kept(run.checkpoints))
                     checked = step
                 if picturing:
                     attempt("the sample picture", step, lambda: save_samples(state, data, cfg, run, log))
@@ -319,12 +328,13 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
                     if evaluation is not None:
                         results = evaluation
                         log.write(step, results | best.update(results, step))
+                        collapse.observe(step, results, run.checkpoints, log)
                         if on_evaluation is not None and step < last and on_evaluation(step, results):
                             stopped = True
                     if abandonable and requests.stop:  # Ctrl-C before or during it: resume evaluates this step
                         stopped = True
                         if not checkpointing:  # one process (the last step is always checkpointed)
-                            save_state(state, written, run, best, checked, processes)
+                            save_state(state, written, run, best, checked, processes, collapse.kept(run.checkpoints))
                             checked = step
                 if stopped:
                     break
@@ -336,6 +346,7 @@ def _train(cfg: Experiment, run: RunDir, resume: bool, until: int | None, progre
         bar.close()
         if log is not None:
             log.close()
-    return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "stopped": stopped,
+    return {"step": state.step, "steps": cfg.train.steps, "run_dir": str(run), "collapse": collapse.summary(),
+            "stopped": stopped and not collapse.stopping,  # a collapse ends the run: no request to continue
             "output_closed": requests.output_closed, "results": results, "best": dict(best.best),
             **work.totals(state.step), "wall_time_s": time.perf_counter() - start_time}

@@ -16,8 +16,9 @@ from ganscape.training.state import GANState
 
 
 def save_state(state: GANState, cfg: Experiment, run: RunDir, best: BestScores, checked_since: int,
-               processes: Processes = SINGLE) -> Path:
-    """Checkpoint the state with its config, then prune old checkpoints (never the best one, with keep_best).
+               processes: Processes = SINGLE, keep: frozenset[int] = frozenset()) -> Path:
+    """Checkpoint the state with its config, then prune old checkpoints (never the best one, with keep_best,
+    nor those at the steps in ``keep``: the last before a collapse, ``training.collapse``).
 
     A state with a non-finite tensor is never written: the run stops with a diagnosis instead. Under
     torchrun every process calls this: their shards' random streams are gathered, and process 0 writes.
@@ -30,7 +31,7 @@ def save_state(state: GANState, cfg: Experiment, run: RunDir, best: BestScores, 
     remove_stale_temporaries(run.checkpoints)
     path = save_checkpoint(path, state.state_dict(streams) | {"config": to_dict(cfg)})
     best_step = best.step_of(f"eval/{cfg.checkpoint.keep_best}") if cfg.checkpoint.keep_best else None
-    prune_checkpoints(run.checkpoints, cfg.checkpoint.keep, frozenset() if best_step is None else {best_step})
+    prune_checkpoints(run.checkpoints, cfg.checkpoint.keep, keep | ({best_step} if best_step is not None else set()))
     return path
 
 

@@ -37,9 +37,9 @@ def in_g_updates(cfg: Experiment) -> Experiment:
     """``cfg`` with ``train.steps`` and the step intervals counted in training steps (generator updates).
 
     A config with ``train.unit: g`` is returned as it is. With ``d`` a copy with unit ``g`` is returned whose
-    ``train.steps``, ``train.ema_start``, ``log.every``, ``log.samples_every``, ``eval.every`` and
-    ``checkpoint.every`` are divided by ``train.n_disc`` and rounded up, so the run does at least the D
-    updates asked for (steps=10 with n_disc=3: 4 steps, 12 D updates); 0 stays 0 (no sample pictures).
+    ``train.steps``, ``train.ema_start``, ``log.every``, ``log.samples_every``, ``log.spectra_every``,
+    ``eval.every`` and ``checkpoint.every`` are divided by ``train.n_disc`` and rounded up, so the run does at
+    least the D updates asked for (steps=10 with n_disc=3: 4 steps, 12 D updates); 0 stays 0 (no sample pictures).
     """
     if cfg.train.unit == "g":
         return cfg
@@ -50,7 +50,8 @@ def in_g_updates(cfg: Experiment) -> Experiment:
 
     return replace(cfg, train=replace(cfg.train, unit="g", steps=steps(cfg.train.steps),
                                       ema_start=steps(cfg.train.ema_start)),
-                   log=replace(cfg.log, every=steps(cfg.log.every), samples_every=steps(cfg.log.samples_every)),
+                   log=replace(cfg.log, every=steps(cfg.log.every), samples_every=steps(cfg.log.samples_every),
+                               spectra_every=steps(cfg.log.spectra_every)),
                    eval=replace(cfg.eval, every=steps(cfg.eval.every)),
                    checkpoint=replace(cfg.checkpoint, every=steps(cfg.checkpoint.every)))
 
