@@ -82,7 +82,7 @@ def test_an_mlp_config_drops_the_default_biggan_section_and_writes_none():
     dumped = yaml.safe_load(dump_yaml(cfg))
     assert "settings" not in dumped["g"] and "biggan" not in dumped["g"]
     assert set(dumped["metrics"]) == {"inception_weights", "inception_input", "batch_size", "cache_dir", "is", "kid",
-                                      "pr", "msssim", "recon"}
+                                      "pr", "msssim", "recon", "digits"}
     assert from_dict(dumped) == cfg
 
 

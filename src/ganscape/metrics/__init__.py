@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from ganscape.metrics import fid, inception_score, kid, modes, msssim, precision_recall, reconstruction
+from ganscape.metrics import (digit_metrics, fid, inception_score, kid, modes, msssim, precision_recall,
+                              reconstruction)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ METRICS: dict[str, Metric] = {
                     {"modes_covered": "max", "num_modes": None, "kl_to_uniform": "min", "high_quality_pct": "max",
                      "js_to_target": "min"}, modes.modes_metric, images=False, check=modes.modes_check,
                     protocol=modes.modes_protocol),
+    # class_match is reported for generators conditioned on 10 classes only
+    "digits": Metric("digit-classifier fidelity and coverage of single digits (digits, mnist)",
+                     {"digit_fd": "min", "digit_precision": "max", "digit_recall": "max", "digit_score": "max",
+                      "class_match": "max"}, digit_metrics.digits_metric, digit_metrics.DigitsSettings,
+                     reference=True, check=digit_metrics.digits_check, protocol=digit_metrics.digits_protocol),
 }
 
 

@@ -11,6 +11,7 @@ checksum, seed, library versions), written beside every result. ``evaluate`` doe
 Result keys: ``fid``; ``is_mean``, ``is_std``; ``kid_mean``, ``kid_std``; ``precision``, ``recall``;
 ``msssim``; ``recon_mse``, ``recon_mse_std``; and for ``modes`` ``modes_covered``, ``num_modes``,
 ``kl_to_uniform`` (plus ``high_quality_pct`` and ``js_to_target`` on 2-D mixtures).
+For ``digits``: ``digit_fd``, ``digit_precision``, ``digit_recall``, ``digit_score`` (plus ``class_match``, 10 classes).
 """
 
 from __future__ import annotations

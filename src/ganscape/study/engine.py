@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import os
 import socket
@@ -313,7 +314,8 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
     After each seed the trial records, one entry per seed: its value (``seed_values``), the step of its best
     evaluation (``best_steps``: ``best_step``), the training work its metrics log counts (``work``:
     ``work_done``; also for a diverged or pruned run), wall time (``wall_s``) and run directory (``run_dirs``,
-    relative to the study's ``runs/``)."""
+    relative to the study's ``runs/``); with ``truncation_sweep`` in the spec, each finished seed's amenability
+    to truncation (``amenable``: True, False or None, see ``swept_amenability``)."""
     from ganscape import runs as lifecycle
     from ganscape.store.rundir import read_metrics
 
@@ -322,7 +324,7 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
     params = suggest(trial, spec)
     prefix = attrs.get("run_prefix") or f"{group_folder(attrs['group'])}/trial-{trial.number:04d}"
     trial.set_user_attr("run_prefix", prefix)
-    values, best_steps, work, walls, runs = [], [], [], [], []
+    values, best_steps, work, walls, runs, amenable = [], [], [], [], [], []
     for seed in range(spec.seeds):
         run = lifecycle.RunDir(folder.runs / f"{prefix}-seed-{seed}")
         wait_until_free(run)
@@ -345,6 +347,9 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
             if pruning is not None and pruning.pruned:
                 raise optuna.TrialPruned()
             raise KeyboardInterrupt  # Ctrl-C: train stopped with a checkpoint; the worker gives the trial back
+        if spec.truncation_sweep and not diverged:
+            amenable.append(swept_amenability(run, spec, device))
+            trial.set_user_attr("amenable", amenable)
         walls.append(time.perf_counter() - tic)
         values.append(reduce_log(rows, spec))
         best_steps.append(best_step(rows, spec))
@@ -355,6 +360,23 @@ def run_trial(trial, spec: StudySpec, folder: StudyDir, device: str, threads: in
     trial.set_user_attr("wall_s", walls)
     trial.set_user_attr("run_dirs", runs)
     return sum(values) / len(values)  # a diverged seed's infinite value makes the trial's infinite too
+
+
+def swept_amenability(run, spec: StudySpec, device: str) -> bool | None:
+    """The verdict of the truncation sweep of the run's newest checkpoint at the spec's thresholds
+    (``runs.truncation_sweep``, written to the run's eval/), amenable or not (None: undetermined). A sweep
+    already written for that checkpoint at those thresholds, by an attempt that died after it, is read back."""
+    from ganscape import runs as lifecycle
+    from ganscape.store.rundir import truncation_sweep_path
+
+    path = truncation_sweep_path(run.path, run.latest_checkpoint()[0])
+    try:
+        done = json.loads(path.read_text())["amenability"]
+        if done["protocol"]["thresholds"] == list(spec.truncation_sweep):
+            return done["amenable"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no sweep yet, or another one: sweep
+    return lifecycle.truncation_sweep(run, spec.truncation_sweep, device=device, progress=False).amenability["amenable"]
 
 
 def trial_config(spec: StudySpec, group: dict, params: dict, seed: int, run, device: str, threads: int):

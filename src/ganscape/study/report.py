@@ -9,7 +9,9 @@
     report/*.png          the plots: budget curves against trials, work and wall time, the top 5% per group,
                           every trial's score per group, parameter importances, each group's best samples;
                           where the runs log ``log.convergence``, whether each group settles (``study.settling``:
-                          settling.png and a table)
+                          settling.png and a table); with ``report_values`` or ``truncation_sweep`` in the spec,
+                          each group's outcomes (``study.outcomes``: reported values best and last, collapse step,
+                          amenable runs)
 
 Failed trials, diverged (an infinite objective, or a run that diverged) or pruned, are counted per group
 apart. By default (objective ``failed: worst``, the GAN Landscape's protocol) they score the worst value:
@@ -44,6 +46,7 @@ from ganscape.study.budget import best_so_far_band, expected_best, expected_best
 from ganscape.study.engine import StudyDir, _optuna, group_label, load_studies
 from ganscape.study.leases import last_beat
 from ganscape.study.settling import TITLE as SETTLING, settling_section
+from ganscape.study.outcomes import TITLE as OUTCOMES, outcome_rows
 from ganscape.study.spec import StudySpec
 
 TOP_FRACTION = 0.05
@@ -114,7 +117,7 @@ def gather(folder: StudyDir) -> tuple[StudySpec, list[dict], list[tuple[dict, ob
                          "compute_s": compute[trial.number], "diverged": diverged,
                          "failed": failure(trial.state.name, value, diverged), **trial_work(attrs),
                          "best_steps": attrs.get("best_steps", []), "retry_of": attrs.get("retry_of", ""),
-                         "run_dirs": attrs.get("run_dirs", []), **{f"param:{k}": v for k, v in trial.params.items()}})
+                         "run_dirs": attrs.get("run_dirs", []), "amenable": attrs.get("amenable", []), **{f"param:{k}": v for k, v in trial.params.items()}})
     return spec, rows, studies
 
 
@@ -725,6 +728,10 @@ def study_parts(folder: StudyDir) -> StudyParts:
     curves = learning_curves(folder, spec, groups)  # each group's best trial over training, per seed
     plots += [learning_curves_figure(spec, curves)] if curves else []
     tables |= {"Final values": final_values(spec, curves)} if curves else {}
+    if spec.report_values or spec.truncation_sweep:  # an ablation's table: reported values, collapse, amenability
+        best = {label: trial for label, trials in groups.items()
+                if (trial := best_of([t for t in trials if t["run_dirs"]], spec)) is not None}
+        tables |= {OUTCOMES: outcome_rows(folder.runs, spec, best)}
     settling = settling_section(folder.runs, groups, spec.objective.metric.rsplit("/", 1)[-1])  # log.convergence runs
     plots += [Plot("settling.png", SETTLING, settling.figure)] if settling else []
     tables |= {SETTLING: settling.rows} if settling else {}

@@ -17,6 +17,8 @@ A study spec is YAML, checked like a config (unknown keys and values are refused
     sampler: {name: sobol, seed: 0}  # random, sobol (quasi-random), tpe, gp (Bayesian), grid
     objective: {metric: kl_to_uniform, direction: minimize, reduce: best}
     pruning: {enabled: false}
+    report_values: [fid, is_mean]    # also reported per group, best and last (optional)
+    truncation_sweep: [2, 1, 0.5]    # each finished run's truncation sweep and amenability (optional)
 
 A group key is a config key with its list of values, or a name with labelled sets of settings, when one
 group must set several keys (Xiang & Li give G and D the same normalization)::
@@ -168,6 +170,8 @@ class StudySpec:
     source: dict = field(default_factory=dict)  # the spec as written, to store beside the study
     group_spaces: tuple[GroupSpace, ...] = ()
     group_sets: dict[str, dict[str, dict]] = field(default_factory=dict)  # named group -> label -> its settings
+    report_values: tuple[str, ...] = ()  # logged values (eval/fid) the report gives per group, best and last
+    truncation_sweep: tuple[float, ...] = ()  # thresholds each finished run is swept at (metrics.amenability)
     _penalties_of: dict = field(default_factory=dict, compare=False, repr=False)  # cache of penalties_used
 
     def group_names(self) -> list[dict[str, Any]]:
@@ -324,7 +328,7 @@ def _objective(entry: Any, where: str) -> Objective:
 
 
 SPEC_KEYS = ("name", "description", "base", "overrides", "groups", "space", "group_spaces", "trials", "seeds",
-             "sampler", "objective", "pruning")
+             "sampler", "objective", "pruning", "report_values", "truncation_sweep")
 
 
 def parse_spec(data: Any, where: str, name: str = "study") -> StudySpec:
@@ -378,7 +382,35 @@ def parse_spec(data: Any, where: str, name: str = "study") -> StudySpec:
     return StudySpec(str(data.get("name", name)), str(data["base"]), tuple(overrides),
                      {str(k): tuple(v) for k, v in groups.items()}, tuple(params), counts["trials"], counts["seeds"],
                      str(sampler["name"]), int(sampler.get("seed", 0)), _objective(data.get("objective"), where),
-                     pruning, str(data.get("description", "")), dict(data), tuple(group_spaces), group_sets)
+                     pruning, str(data.get("description", "")), dict(data), tuple(group_spaces), group_sets,
+                     _report_values(data.get("report_values"), where), _thresholds(data.get("truncation_sweep"), where))
+
+
+def _report_values(entry: Any, where: str) -> tuple[str, ...]:
+    """``report_values``: values the metrics rank (fid, is_mean), each as its log key (eval/fid)."""
+    entry = [entry] if isinstance(entry, str) else entry or []
+    if not isinstance(entry, list):
+        raise _error(where, f"report_values is a list of evaluated values such as [fid, is_mean], not {entry!r}.")
+    keys = []
+    for item in entry:
+        prefix, _, name = str(item).rpartition("/")
+        if name not in BETTER or prefix not in ("", "eval", "eval_raw"):
+            hint = close_matches(name, list(BETTER))
+            raise _error(where, f"report_values: {item!r} is not a value the metrics rank (eval/NAME or "
+                                f"eval_raw/NAME)." + (f" Did you mean {hint[0]!r}?" if hint else "")
+                                + f" Valid names: {', '.join(sorted(BETTER))}.")
+        keys.append(f"{prefix or 'eval'}/{name}")
+    return tuple(dict.fromkeys(keys))
+
+
+def _thresholds(entry: Any, where: str) -> tuple[float, ...]:
+    """``truncation_sweep``: positive thresholds, from the least truncated (as ``ganscape eval --truncation-sweep``)."""
+    if entry is None:
+        return ()
+    if not (isinstance(entry, list) and entry and all(isinstance(t, (int, float)) and not isinstance(t, bool)
+                                                      and math.isfinite(t) and t > 0 for t in entry)):
+        raise _error(where, f"truncation_sweep is a list of thresholds > 0 such as [2, 1, 0.5, 0.25], not {entry!r}.")
+    return tuple(sorted({float(t) for t in entry}, reverse=True))
 
 
 def _groups(groups: Any, where: str) -> tuple[dict[str, list], dict[str, dict[str, dict]]]:

@@ -56,8 +56,9 @@ def save_spectra_picture(rows: list[dict], path: Path, title: str, log_scale: bo
 def save_run_spectra(run: RunDir, path: Path | None = None, log_scale: bool = False) -> Path:
     """The picture of ``run``'s logged singular values, at ``path`` (default: the run's ``spectra.png``)."""
     path = Path(path) if path is not None else run.spectra_picture
-    written = save_spectra_picture(read_metrics(run), path, f"{run.path.name}: top singular value of each weight",
-                                   log_scale)
+    where = run.path.resolve()  # "." names no run; its folder and parent do (a study's group/trial-N-seed-S)
+    written = save_spectra_picture(read_metrics(run), path, f"{where.parent.name}/{where.name}: top singular value of "
+                                                            "each weight", log_scale)
     if written is None:
         raise ConfigError(f"{run.metrics_path} holds no singular values (spectra/...): the run was trained without "
                           "log.spectra_every. Log them from now on with: ganscape resume "
