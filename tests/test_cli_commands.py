@@ -17,7 +17,7 @@ from ganscape.errors import ConfigError
 from ganscape.training.sample_files import sample_labels
 
 COMMANDS = ["train", "resume", "branch", "eval", "config", "data", "export", "import", "sample", "interpolate", "fid",
-            "study", "campaign", "dynamics", "plot"]
+            "study", "campaign", "dynamics", "plot", "claims"]
 CLI = Path(__file__).resolve().parents[1] / "src" / "ganscape" / "cli"
 # The lifecycle and the storage belong to runs/ and store/: a command that imports these does their work itself.
 LIFECYCLE_MODULES = ("ganscape.training.loop", "ganscape.training.distributed", "ganscape.metrics.evaluate",

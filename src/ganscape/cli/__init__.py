@@ -20,6 +20,7 @@
     ganscape data info NAME [key=value ...]      build a data set and describe it
     ganscape dynamics dirac|table|spectrum ...  Dirac-GAN eigenvalues, the paper's table, a run's spectrum
     ganscape plot spectra RUN_DIR [--out PNG]   σ₀ of every weight of G and D over the steps (BigGAN's Fig. 3)
+    ganscape claims run | page | list           the papers' claims checked on this machine, docs/claims.md
 
 One module per command group registers its subcommands (``add_*_parser``); ``common`` holds what they share and
 ``failures`` turns any error into one line and an exit code.
@@ -34,6 +35,7 @@ import warnings
 
 from ganscape import __version__
 from ganscape.cli.campaign import add_campaign_parser
+from ganscape.cli.claims import add_claims_parser
 from ganscape.cli.common import EXIT_BROKEN_PIPE, EXIT_BUG, EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED
 from ganscape.cli.config import add_config_parser
 from ganscape.cli.data import add_data_parser
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_campaign_parser(commands)
     add_dynamics_parser(commands)
     add_plot_parsers(commands)
+    add_claims_parser(commands)
     return parser
 
 
