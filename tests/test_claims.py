@@ -13,7 +13,7 @@ from ganscape.claims.page import summary, write_page
 from ganscape.claims.registry import CLAIMS, PAPER_CONVERGENT
 from ganscape.claims.runner import chosen, measured_path, run_claims, strict
 from ganscape.cli import main
-from ganscape.errors import ConfigError
+from ganscape.errors import ConfigError, GanscapeError
 
 JUDGED = {claim.name: claim for claim in CLAIMS}
 
@@ -93,6 +93,23 @@ def test_rules_name_the_numbers_that_decided():
     assert verdicts.more_amenable([], [True])[0] is False
 
 
+def test_a_stable_loss_scores_no_worse_in_the_middle_and_fails_no_more_often():
+    """Hand-made pooled scores (lower is better). NS with median 0.3 against WGAN's 0.6, no failures: holds. WGAN
+    at 0.69 on every trial (it never learns: no spread at all) against NS spread over 0.2-0.6 still loses to NS;
+    NS with the same failures but median 0.65 against 0.6 does not hold; NS failing more often does not hold."""
+    judge = JUDGED["landscape_ns_stable"].judge
+
+    def pooled(ns, wgan):
+        return {"groups": {"loss=ns, penalty=none, d.norm=none": ns, "loss=wgan, penalty=none, d.norm=none": wgan}}
+
+    assert judge(pooled([0.2, 0.3, 0.4], [0.5, 0.6, 0.7]))[0] is True
+    assert judge(pooled([0.2, 0.3, 0.6], [0.69, 0.69, 0.69]))[0] is True
+    holds, why, _ = judge(pooled([0.6, 0.65, 0.7, "nan"], [0.5, 0.6, 0.7, "nan"]))
+    assert holds is False and why == "ns: 25% failed, median 0.65; wgan: 25% failed, median 0.6"
+    assert judge(pooled([0.2, 0.3, "nan"], [0.5, 0.6, 0.7]))[0] is False
+    assert judge(pooled([0.2, 0.3], ["nan", "nan"]))[0] is True  # a loss that always fails is the worst
+
+
 def _fake_experiments(calls: list[str], fail_on: str | None = None):
     def experiment(name):
         def run(folder, device, workers):
@@ -134,9 +151,42 @@ def test_the_page_judges_what_the_folder_holds_and_says_what_needs_a_gpu(tmp_pat
     assert "does not hold at this scale: WGAN-GP: converges here, does not converge in the paper" in dirac
     assert "[dirac_table.json](claims/dirac_table.json)" in dirac and "9 s on cpu" in dirac
     assert (tmp_path / "docs" / "claims" / "dirac_table.json").is_file()
+    assert "[learning curves]" not in text  # no measured experiment has a report here
     verdict = summary(tmp_path / "out")
     assert verdict["mescheder_dirac"] == verdicts.FAILS and verdict["biggan_truncation"] == verdicts.NOT_RUN
     assert verdict["biggan_imagenet128"] == verdicts.GPU and text.count(verdicts.GPU) >= 6
+
+
+def test_the_page_shows_the_pictures_of_a_measured_experiments_report(tmp_path):
+    """The ring's regularizer study measured, with its report's learning curves: the picture is copied beside the
+    page byte for byte and linked from its row; the picture of an experiment without measurements is not."""
+    groups = {g: {"settles": g in ("instance_noise", "r1", "r2"), "runs_settling": "3/3"}
+              for g in ("none", "wgan_gp", "instance_noise", "r1", "r2")}
+    out = tmp_path / "out"
+    measured_path(out, "mescheder_ring8").parent.mkdir(parents=True)
+    measured_path(out, "mescheder_ring8").write_text(json.dumps({"seconds": 300.0, "device": "cpu",
+                                                                 "measured": {"groups": groups}}))
+    for experiment in ("mescheder_ring8", "xiang_li_digits"):
+        (out / experiment / "report").mkdir(parents=True, exist_ok=True)
+        (out / experiment / "report" / "learning_curves.png").write_bytes(experiment.encode())
+    text = write_page(out, tmp_path / "docs" / "claims.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| Unregularized training and WGAN-GP"))
+    assert "[learning curves](claims/mescheder_ring8-learning_curves.png)" in row and "holds at this scale" in row
+    assert (tmp_path / "docs" / "claims" / "mescheder_ring8-learning_curves.png").read_bytes() == b"mescheder_ring8"
+    assert not (tmp_path / "docs" / "claims" / "xiang_li_digits-learning_curves.png").exists()
+
+
+def test_an_experiment_refuses_a_study_folder_made_from_another_spec(tmp_path):
+    """A claims folder from an earlier version of an experiment (another spec) is not resumed as if it were this
+    one: run_study stops before training anything and says to move the folder away."""
+    from ganscape.claims.experiments import run_study
+    from ganscape.study.engine import create
+    from ganscape.study.spec import load_spec
+
+    create(load_spec("ring8_landscape"), tmp_path / "study")
+    with pytest.raises(GanscapeError, match="made from another spec"):
+        run_study("mescheder_regularizers_ring8", tmp_path / "study", "cpu", 1)
+    assert not (tmp_path / "study" / "runs").exists()
 
 
 def test_the_dirac_claim_runs_for_real_and_holds(tmp_path, capsys):

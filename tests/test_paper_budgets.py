@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from conftest import load_benchmark
 from torch import nn
 
 from ganscape.config import load_config
 from ganscape.nets import ModelSpec, build_discriminator, build_generator
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_budgets.py"
-
 
 @pytest.fixture(scope="module")
 def budgets():
-    spec = importlib.util.spec_from_file_location("paper_budgets", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("paper_budgets")
 
 
 def _linear_flops(net: nn.Module) -> int:

@@ -74,12 +74,13 @@ def more_amenable(with_it: Sequence[bool | None], without: Sequence[bool | None]
     return share[0] > share[1], f"{share[0]:.0%} amenable with it, {share[1]:.0%} without"
 
 
-def stable_loss(failed: Mapping[str, float], spread: Mapping[str, float], loss: str) -> tuple[bool, str]:
-    """``loss`` fails no more often (share of failed trials) and spreads no more (interquartile range of its
-    scores) than any other loss."""
+def stable_loss(failed: Mapping[str, float], median: Mapping[str, float], loss: str) -> tuple[bool, str]:
+    """``loss`` fails no more often (share of failed trials) and scores no worse in the middle of the search space
+    (median of its finite scores, lower is better) than any other loss. A spread (e.g. the interquartile range)
+    would not do: a loss that never learns has none."""
     others = [name for name in failed if name != loss]
-    fine = all(failed[loss] <= failed[o] and spread[loss] <= spread[o] for o in others)
-    text = "; ".join(f"{name}: {failed[name]:.0%} failed, IQR {spread[name]:.3g}" for name in failed)
+    fine = all(failed[loss] <= failed[o] and median[loss] <= median[o] for o in others)
+    text = "; ".join(f"{name}: {failed[name]:.0%} failed, median {median[name]:.3g}" for name in failed)
     return fine, text
 
 
